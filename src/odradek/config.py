@@ -1,0 +1,160 @@
+"""Broker configuration: Kafka's key names, Kafka's defaults where they make sense for one node.
+
+Every tunable lives here so that operators find the names they already know. Values come from, in order:
+defaults below, a properties or TOML file (``--config``), then ``--set key=value`` overrides.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value the broker cannot use; the message names the key and what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    name: str
+    kind: type  # int, bool, str
+    default: Any
+    doc: str
+    topic_key: str | None = None  # the per-topic override name, where Kafka has one
+
+
+_KEYS: tuple[Key, ...] = (
+    Key("node.id", int, 1, "Broker id reported in Metadata."),
+    Key("cluster.id", str, "odradek-cluster", "Cluster id reported in Metadata and DescribeCluster."),
+    Key("num.partitions", int, 1, "Partitions of an auto-created topic."),
+    Key("auto.create.topics.enable", bool, True, "Create a topic on first Metadata or Produce for it."),
+    Key("default.replication.factor", int, 1, "Only 1 is possible on one node."),
+    Key("message.max.bytes", int, 1048588, "Largest record batch accepted.", "max.message.bytes"),
+    Key("socket.request.max.bytes", int, 104857600, "Largest request frame; larger closes the connection."),
+    Key("queued.max.requests", int, 500, "Requests in flight per connection before reading pauses."),
+    Key("log.segment.bytes", int, 1073741824, "Segment size before rolling.", "segment.bytes"),
+    Key("log.roll.ms", int, 604800000, "Segment age before rolling.", "segment.ms"),
+    Key("log.retention.ms", int, 604800000, "Delete segments older than this; -1 keeps forever.", "retention.ms"),
+    Key("log.retention.bytes", int, -1, "Delete old segments past this partition size; -1 = no limit.",
+        "retention.bytes"),
+    Key("log.retention.check.interval.ms", int, 300000, "How often retention runs."),
+    Key("log.index.interval.bytes", int, 4096, "Bytes between sparse index entries.", "index.interval.bytes"),
+    Key("log.index.size.max.bytes", int, 10485760, "Offset index size limit per segment.",
+        "segment.index.bytes"),
+    Key("log.message.timestamp.type", str, "CreateTime", "CreateTime or LogAppendTime.",
+        "message.timestamp.type"),
+    Key("log.message.timestamp.before.max.ms", int, 9223372036854775807,
+        "Reject a batch whose timestamp is further in the past.", "message.timestamp.before.max.ms"),
+    Key("log.message.timestamp.after.max.ms", int, 3600000,
+        "Reject a batch whose timestamp is further in the future.", "message.timestamp.after.max.ms"),
+    Key("log.cleanup.policy", str, "delete", "delete or compact (compaction keys are validated).",
+        "cleanup.policy"),
+    Key("log.flush.interval.ms", int, 1000, "Background fsync of acks<all data at most this late."),
+    Key("fetch.max.bytes", int, 57671680, "Upper bound on a Fetch response's record bytes."),
+    Key("replica.fetch.wait.max.ms", int, 500, "Cap on a consumer's Fetch max_wait_ms."),
+    Key("connections.max.idle.ms", int, 600000, "Close connections idle this long."),
+    Key("max.connections", int, 1000, "Open client connections before new ones are refused."),
+)
+
+KEYS: Mapping[str, Key] = {k.name: k for k in _KEYS}
+TOPIC_KEYS: Mapping[str, Key] = {k.topic_key: k for k in _KEYS if k.topic_key}
+
+
+def parse_value(key: Key, raw: Any) -> Any:
+    if isinstance(raw, key.kind) and not (key.kind is int and isinstance(raw, bool)):
+        return raw
+    text = str(raw).strip()
+    if key.kind is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"{key.name}: expected true or false, got {text!r}")
+    if key.kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{key.name}: expected an integer, got {text!r}") from None
+    return text
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    values: Mapping[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @classmethod
+    def build(cls, file: Path | None = None, overrides: Iterable[str] = ()) -> BrokerConfig:
+        values = {k.name: k.default for k in _KEYS}
+        raw: dict[str, Any] = {}
+        if file is not None:
+            raw.update(read_config_file(file))
+        for item in overrides:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set expects key=value, got {item!r}")
+            raw[name.strip()] = value
+        for name, value in raw.items():
+            key = KEYS.get(name)
+            if key is None:
+                raise ConfigError(f"unknown configuration key {name!r}")
+            values[name] = parse_value(key, value)
+        if values["log.message.timestamp.type"] not in ("CreateTime", "LogAppendTime"):
+            raise ConfigError("log.message.timestamp.type: expected CreateTime or LogAppendTime")
+        if values["log.cleanup.policy"] not in ("delete", "compact", "compact,delete", "delete,compact"):
+            raise ConfigError("log.cleanup.policy: expected delete, compact or compact,delete")
+        return cls(values)
+
+    def topic_defaults(self) -> dict[str, Any]:
+        """Broker-level values seen through their per-topic names."""
+        return {k.topic_key: self.values[k.name] for k in _KEYS if k.topic_key}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: {e}") from None
+        return _flatten(data)
+    out: dict[str, Any] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            name, sep, value = line.partition(":")
+        if not sep:
+            raise ConfigError(f"{path}:{lineno}: expected key=value, got {line!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """TOML tables nest Kafka's dotted names: [log] retention.ms = 1 is log.retention.ms."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        full = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
+def topic_config(key_name: str, raw: Any) -> Any:
+    """Validate one per-topic override (CreateTopics configs, topic metadata)."""
+    key = TOPIC_KEYS.get(key_name)
+    if key is None:
+        raise ConfigError(f"unknown topic configuration {key_name!r}")
+    return parse_value(key, raw)
