@@ -1,0 +1,55 @@
+"""The advertised API-version table: the one source of truth for what the broker speaks.
+
+A version is listed only when a handler implements it. ApiVersions answers from this table, the
+dispatcher refuses anything outside it, and tests check each range against real clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ApiKey(IntEnum):
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    DELETE_TOPICS = 20
+    DESCRIBE_CONFIGS = 32
+    CREATE_PARTITIONS = 37
+    DESCRIBE_CLUSTER = 60
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRange:
+    key: ApiKey
+    min_version: int
+    max_version: int
+    # Versions at or below this are advertised for old clients' sake but answered with an error
+    # (Produce v0-v2: librdkafka needs v0 listed to enable compression; Kafka 4 refuses v0-v2 the same way).
+    refused_below: int = -1
+
+
+SUPPORTED: dict[int, ApiRange] = {
+    r.key: r
+    for r in (
+        ApiRange(ApiKey.PRODUCE, 0, 11, refused_below=3),
+        ApiRange(ApiKey.FETCH, 4, 12),
+        ApiRange(ApiKey.LIST_OFFSETS, 1, 7),
+        ApiRange(ApiKey.METADATA, 0, 12),
+        ApiRange(ApiKey.API_VERSIONS, 0, 3),
+        ApiRange(ApiKey.CREATE_TOPICS, 2, 7),
+        ApiRange(ApiKey.DELETE_TOPICS, 1, 6),
+        ApiRange(ApiKey.DESCRIBE_CONFIGS, 1, 4),
+        ApiRange(ApiKey.CREATE_PARTITIONS, 0, 3),
+        ApiRange(ApiKey.DESCRIBE_CLUSTER, 0, 1),
+    )
+}
+
+
+def is_supported(api_key: int, api_version: int) -> bool:
+    r = SUPPORTED.get(api_key)
+    return r is not None and r.min_version <= api_version <= r.max_version
