@@ -79,9 +79,13 @@ def test_truncated_body_is_a_protocol_error() -> None:
 
 
 def test_build_fills_defaults_and_drops_fields_the_version_lacks() -> None:
-    data = {"brokers": [{"node_id": 1, "host": "h", "port": 9}], "cluster_id": "c", "controller_id": 1,
-            "topics": [{"error_code": 3, "name": "x", "topic_id": None, "partitions": [],
-                        "not_a_field": 1}], "throttle_time": 5}
+    data = {
+        "brokers": [{"node_id": 1, "host": "h", "port": 9}],
+        "cluster_id": "c",
+        "controller_id": 1,
+        "topics": [{"error_code": 3, "name": "x", "topic_id": None, "partitions": [], "not_a_field": 1}],
+        "throttle_time": 5,
+    }
     entity = codec.build(MetadataResponse, data)
     assert entity.topics[0].error_code == 3
     assert entity.throttle_time.total_seconds() == 0.005
@@ -89,8 +93,9 @@ def test_build_fills_defaults_and_drops_fields_the_version_lacks() -> None:
 
 
 def test_encode_response_uses_flexible_header_except_for_api_versions() -> None:
-    data = codec.encode_response(3, 12, 77, {"brokers": [], "cluster_id": None, "controller_id": 1,
-                                             "topics": []})
+    data = codec.encode_response(
+        3, 12, 77, {"brokers": [], "cluster_id": None, "controller_id": 1, "topics": []}
+    )
     (size,) = struct.unpack_from(">i", data)
     assert size == len(data) - 4
     hdr, used = entity_reader(ResponseHeader)(data, 4)
@@ -105,8 +110,9 @@ def test_api_versions_fallback_is_v0_with_error_35_and_only_its_own_range() -> N
     body, _ = entity_reader(ApiVersionsV0)(data, 8)
     assert body.error_code == 35
     r = SUPPORTED[ApiKey.API_VERSIONS]
-    assert [(k.api_key, k.min_version, k.max_version) for k in body.api_keys] == [(18, r.min_version,
-                                                                                   r.max_version)]
+    assert [(k.api_key, k.min_version, k.max_version) for k in body.api_keys] == [
+        (18, r.min_version, r.max_version)
+    ]
 
 
 def test_old_produce_is_parsed_for_refusal() -> None:
@@ -115,7 +121,9 @@ def test_old_produce_is_parsed_for_refusal() -> None:
     data = struct.pack(">hhi", 0, 2, 5) + struct.pack(">h", -1) + body
     req = codec.decode_request(codec.parse_header(data), data)
     assert req == codec.OldProduceRequest(1, (("t", (0, 1)),))
-    out = codec.encode_old_produce_response(2, 5, [{"name": "t", "partitions": [{"index": 0, "error_code": 35}]}])
+    out = codec.encode_old_produce_response(
+        2, 5, [{"name": "t", "partitions": [{"index": 0, "error_code": 35}]}]
+    )
     assert struct.unpack_from(">ii", out, 4) == (5, 1)
     assert out.endswith(struct.pack(">ihqqi", 0, 35, -1, -1, 0))
 
@@ -126,3 +134,24 @@ def test_every_advertised_version_has_a_request_and_response_schema() -> None:
         for v in range(low, r.max_version + 1):
             codec._request_class(r.key, v)
             codec._response_class(r.key, v)
+
+
+def test_timestamps_keep_milliseconds_and_minus_one_means_none() -> None:
+    from kio.schema.produce.v9.response import ProduceResponse
+
+    data = {
+        "responses": [
+            {
+                "name": "t",
+                "partition_responses": [
+                    {"index": 0, "error_code": 0, "base_offset": 5, "log_append_time": 1_700_000_000_123},
+                    {"index": 1, "error_code": 0, "base_offset": 6, "log_append_time": -1},
+                ],
+            }
+        ]
+    }
+    frame = codec.encode_response(0, 9, 1, data)
+    body, _ = entity_reader(ProduceResponse)(frame, 4 + 5)
+    parts = body.responses[0].partition_responses
+    assert int(parts[0].log_append_time.timestamp() * 1000) == 1_700_000_000_123
+    assert parts[1].log_append_time is None

@@ -292,6 +292,8 @@ def _plan(cls: Any) -> tuple[_FieldPlan, ...]:
             kind = "error"
         elif kafka_type in ("timedelta_i32", "timedelta_i64"):
             kind = "ms"
+        elif kafka_type == "datetime_i64":
+            kind = "datetime"
         plans.append(_FieldPlan(f.name, kind, target, required))
     return tuple(plans)
 
@@ -305,6 +307,15 @@ def _strip_optional(t: Any) -> Any:
 
 
 _ZERO_BY_KIND = {"error": ErrorCode.none, "ms": datetime.timedelta(0)}
+
+
+def _datetime(v: Any) -> datetime.datetime | None:
+    """Kafka's -1 means "no time"; kio models that as None."""
+    if isinstance(v, datetime.datetime):
+        return v
+    if v < 0:
+        return None
+    return datetime.datetime.fromtimestamp(v / 1000, tz=datetime.UTC)
 
 
 def _zero(p: _FieldPlan, cls: Any) -> Any:
@@ -341,8 +352,12 @@ def build(cls: Any, data: Mapping[str, Any]) -> Any:
                 kwargs[p.name] = build(p.target, v)
             elif p.kind == "error":
                 kwargs[p.name] = ErrorCode(int(v))
+            elif p.kind == "datetime":
+                kwargs[p.name] = _datetime(v)
             elif p.kind == "ms":
-                kwargs[p.name] = v if isinstance(v, datetime.timedelta) else datetime.timedelta(milliseconds=v)
+                kwargs[p.name] = (
+                    v if isinstance(v, datetime.timedelta) else datetime.timedelta(milliseconds=v)
+                )
             else:
                 kwargs[p.name] = v
         elif p.required:

@@ -7,8 +7,8 @@ middle of a batch). Compressed batches are inflated with cramjam (snappy, lz4, z
 from __future__ import annotations
 
 import gzip
-import zlib
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 

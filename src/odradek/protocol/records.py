@@ -135,7 +135,9 @@ def split_batches(records: bytes | bytearray | memoryview) -> list[memoryview]:
             raise InvalidBatch(CORRUPT_MESSAGE, f"{end - pos} trailing bytes are too few for a batch header")
         _, size = peek_offset_and_size(view, pos)
         if size < HEADER_SIZE or pos + size > end:
-            raise InvalidBatch(CORRUPT_MESSAGE, f"batch length {size - LOG_OVERHEAD} does not fit the request")
+            raise InvalidBatch(
+                CORRUPT_MESSAGE, f"batch length {size - LOG_OVERHEAD} does not fit the request"
+            )
         out.append(view[pos : pos + size])
         pos += size
     return out

@@ -1,0 +1,84 @@
+"""Metadata: the one broker, and topics (auto-created where allowed)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..state import TopicError, topic_name_problem
+from ._common import INVALID_TOPIC_EXCEPTION, LEADER_EPOCH, NONE, UNKNOWN_TOPIC_OR_PARTITION, now_ms
+from .describe_cluster import AUTHORIZED_OPERATIONS_OMITTED
+
+ZERO_UUID = uuid.UUID(int=0)
+
+
+def topic_entry(broker: Any, topic: Any) -> dict[str, Any]:
+    node = broker.node_id
+    return {
+        "error_code": NONE,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": False,
+        "partitions": [
+            {
+                "error_code": NONE,
+                "partition_index": i,
+                "leader_id": node,
+                "leader_epoch": LEADER_EPOCH,
+                "replica_nodes": (node,),
+                "isr_nodes": (node,),
+                "offline_replicas": (),
+            }
+            for i in range(len(topic.partitions))
+        ],
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }
+
+
+def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    state = broker.state
+    requested = request.topics
+    # v0: an empty list means every topic; v1+: null means every topic.
+    if requested is None or (ctx.api_version == 0 and not requested):
+        topics = [topic_entry(broker, t) for t in state.topics.values()]
+    else:
+        allow_create = getattr(request, "allow_auto_topic_creation", True)
+        topics = []
+        for item in requested:
+            name = item.name
+            topic = state.topics.get(name) if name is not None else None
+            if topic is None and name is not None and allow_create:
+                try:
+                    topic = state.auto_create(name, now_ms())
+                except TopicError as e:
+                    topics.append(_error_entry(name, e.error_code))
+                    continue
+            if topic is None:
+                code = (
+                    INVALID_TOPIC_EXCEPTION
+                    if name is not None and topic_name_problem(name)
+                    else (UNKNOWN_TOPIC_OR_PARTITION)
+                )
+                topics.append(_error_entry(name, code))
+            else:
+                topics.append(topic_entry(broker, topic))
+    return {
+        "throttle_time": 0,
+        "brokers": [{"node_id": broker.node_id, "host": ctx.host, "port": ctx.port, "rack": None}],
+        "cluster_id": broker.cluster_id,
+        "controller_id": broker.node_id,
+        "topics": topics,
+        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }
+
+
+def _error_entry(name: str | None, code: int) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "name": name,
+        "topic_id": ZERO_UUID,
+        "is_internal": False,
+        "partitions": [],
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }

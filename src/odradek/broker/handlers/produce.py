@@ -1,0 +1,146 @@
+"""Produce: validate each partition's batch, append it as received, answer per ``acks``.
+
+acks=0 never answers (an error closes the connection, as Kafka does); acks=1 answers once the batch
+reached the OS; acks=-1 answers once a group-commit fsync covered it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...protocol import codec
+from ...protocol.records import InvalidBatch, split_batches, validate_produced_batch
+from ._common import (
+    INVALID_RECORD,
+    INVALID_REQUIRED_ACKS,
+    INVALID_TIMESTAMP,
+    LEADER_EPOCH,
+    NONE,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    UNSUPPORTED_VERSION,
+    CloseConnection,
+    find_partition,
+    log,
+    now_ms,
+)
+
+
+def handle(ctx: Any, request: Any) -> Any:
+    if isinstance(request, codec.OldProduceRequest):
+        return _refuse_old(ctx, request)
+    broker = ctx.broker
+    acks = request.acks
+    if acks not in (0, 1, -1):
+        return _all_partitions(request, INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1")
+    now = now_ms()
+    appended: list[Any] = []
+    topics_out = []
+    failed = False
+    for t in request.topic_data:
+        parts_out = []
+        for p in t.partition_data:
+            result = _append_partition(ctx, t.name, p.index, p.records, now)
+            if result["error_code"] != NONE:
+                failed = True
+            elif "_log" in result:
+                appended.append(result.pop("_log"))
+            parts_out.append(result)
+        topics_out.append({"name": t.name, "partition_responses": parts_out})
+    for plog in appended:
+        broker.waiters.notify(plog)
+    response = {"responses": topics_out, "throttle_time": 0}
+    if acks == 0:
+        if failed:
+            raise CloseConnection("acks=0 produce failed; closing the connection as Kafka does")
+        return None
+    if acks == -1 and appended:
+        return _after_sync(broker, appended, response)
+    return response
+
+
+async def _after_sync(broker: Any, logs: list[Any], response: dict[str, Any]) -> dict[str, Any]:
+    await broker.flusher.sync(logs)
+    return response
+
+
+def _append_partition(ctx: Any, topic: str, index: int, records: bytes | None, now: int) -> dict[str, Any]:
+    broker = ctx.broker
+    plog = find_partition(broker, topic, index)
+    out: dict[str, Any] = {
+        "index": index,
+        "error_code": NONE,
+        "base_offset": -1,
+        "log_append_time": -1,
+        "log_start_offset": -1,
+        "record_errors": [],
+        "error_message": None,
+    }
+    if plog is None:
+        out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
+        log.info("produce to unknown partition %s-%d from %s", topic, index, ctx.peer)
+        return out
+    out["log_start_offset"] = plog.log_start_offset
+    configs = broker.state.effective_configs(broker.state.topics[topic].configs)
+    try:
+        batches = split_batches(records or b"")
+        if len(batches) != 1:
+            raise InvalidBatch(INVALID_RECORD, f"expected exactly one record batch, got {len(batches)}")
+        batch = batches[0]
+        header = validate_produced_batch(
+            batch, max_batch_bytes=configs["max.message.bytes"], api_version=ctx.api_version
+        )
+        log_append_time = configs["message.timestamp.type"] == "LogAppendTime"
+        if not log_append_time:
+            _check_timestamp(header.max_timestamp, now, configs)
+    except InvalidBatch as e:
+        out["error_code"] = e.error_code
+        out["error_message"] = str(e)
+        log.warning(
+            "rejected batch for %s-%d from %s: %s (error %d)", topic, index, ctx.peer, e, e.error_code
+        )
+        return out
+    result = plog.append(
+        bytearray(batch), leader_epoch=LEADER_EPOCH, now_ms=now, log_append_time=log_append_time
+    )
+    out["base_offset"] = result.base_offset
+    out["log_append_time"] = result.log_append_time_ms
+    out["_log"] = plog
+    return out
+
+
+def _check_timestamp(ts: int, now: int, configs: dict[str, Any]) -> None:
+    if ts < 0:
+        return  # -1: no timestamp given
+    if (
+        now - ts > configs["message.timestamp.before.max.ms"]
+        or ts - now > configs["message.timestamp.after.max.ms"]
+    ):
+        raise InvalidBatch(INVALID_TIMESTAMP, f"timestamp {ts} is out of the accepted range around {now}")
+
+
+def _all_partitions(request: Any, code: int, message: str) -> dict[str, Any]:
+    return {
+        "responses": [
+            {
+                "name": t.name,
+                "partition_responses": [
+                    {"index": p.index, "error_code": code, "base_offset": -1, "error_message": message}
+                    for p in t.partition_data
+                ],
+            }
+            for t in request.topic_data
+        ],
+        "throttle_time": 0,
+    }
+
+
+def _refuse_old(ctx: Any, request: codec.OldProduceRequest) -> bytes | None:
+    """Produce v0-v2 is listed for librdkafka's sake (its compression check) but refused as Kafka 4 does."""
+    log.warning("refused Produce v%d from %s: versions below 3 are not supported", ctx.api_version, ctx.peer)
+    if request.acks == 0:
+        raise CloseConnection(f"Produce v{ctx.api_version} with acks=0 is not supported")
+    topics = [
+        {"name": name, "partitions": [{"index": i, "error_code": UNSUPPORTED_VERSION} for i in parts]}
+        for name, parts in request.topics
+    ]
+    return codec.encode_old_produce_response(ctx.api_version, ctx.header.correlation_id, topics)

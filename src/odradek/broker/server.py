@@ -1,0 +1,260 @@
+"""The I/O shell: an asyncio server that moves frames between sockets and handlers.
+
+One event loop owns all broker state, so handlers need no locks. Each connection has a reader that
+splits frames and dispatches them in arrival order, and a writer that sends each response strictly in
+request order (Java pairs a response with its oldest in-flight request). A handler returns a response
+dict, an awaitable of one (acks=all waits for fsync; Fetch long-polls), or None (acks=0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import socket
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import BrokerConfig
+from ..protocol import codec
+from ..protocol.apis import SUPPORTED, ApiKey, is_supported
+from .flusher import Flusher
+from .handlers import HANDLERS, CloseConnection
+from .state import BrokerState
+from .waiters import AppendWaiters
+
+log = logging.getLogger("odradek.broker")
+
+READ_CHUNK_BYTES = 256 * 1024
+SHUTDOWN_GRACE_S = 10.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    broker: Broker
+    header: codec.RequestHeader
+    host: str
+    port: int
+    peer: str
+
+    @property
+    def api_version(self) -> int:
+        return self.header.api_version
+
+
+class Broker:
+    """Broker state plus the server that exposes it."""
+
+    def __init__(self, data_dir: Path, config: BrokerConfig) -> None:
+        self.config = config
+        self.state = BrokerState(data_dir, config)
+        self.flusher = Flusher()
+        self.waiters = AppendWaiters()
+        self.node_id: int = config["node.id"]
+        self.cluster_id: str = config["cluster.id"]
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], _Connection] = {}
+        self.stopping = False
+        self._background: list[asyncio.Task[None]] = []
+        self.host = ""
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> None:
+        self.state.open(now_ms())
+        self._server = await asyncio.start_server(
+            self._serve_connection, host, port, reuse_address=True, limit=READ_CHUNK_BYTES
+        )
+        sock = self._server.sockets[0]
+        self.host, self.port = sock.getsockname()[:2]
+        self._background.append(asyncio.create_task(self._housekeeping()))
+        log.info("listening on %s:%d, data in %s", self.host, self.port, self.state.data_dir)
+
+    async def stop(self) -> None:
+        """Stop accepting, finish writes, fsync everything, release the data directory."""
+        self.stopping = True
+        if self._server is not None:
+            self._server.close()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        # Connections end by themselves: no more reading, pending responses (fsync waits, long polls
+        # cut short) go out, then the socket closes. Only a connection stuck past the bound is cut.
+        for conn in self._connections.values():
+            conn.reader.feed_eof()
+        self.waiters.wake_all()
+        if self._connections:
+            _, stuck = await asyncio.wait(list(self._connections), timeout=SHUTDOWN_GRACE_S)
+            for task in stuck:
+                self._connections[task].writer.transport.abort()
+            if stuck:
+                await asyncio.wait(stuck, timeout=1)
+        await self.flusher.drain()
+        self.state.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        log.info("stopped cleanly")
+
+    def all_logs(self) -> list[Any]:
+        return [p for t in self.state.topics.values() for p in t.partitions]
+
+    async def _housekeeping(self) -> None:
+        """Background flush of acks<all data, segment rolling by age, and retention."""
+        flush_ms = max(10, self.config["log.flush.interval.ms"])
+        retention_every_ms = max(1000, self.config["log.retention.check.interval.ms"])
+        last_retention = now_ms()
+        while True:
+            await asyncio.sleep(flush_ms / 1000)
+            now = now_ms()
+            logs = self.all_logs()
+            dirty = [p for p in logs if p.flushed_offset < p.log_end_offset]
+            if dirty:
+                await self.flusher.flush_all(dirty)
+            for plog in logs:
+                plog.maybe_roll(now)
+            if now - last_retention >= retention_every_ms:
+                last_retention = now
+                for plog in logs:
+                    removed = plog.enforce_retention(now)
+                    if removed:
+                        log.info("retention removed %d segments from %s", removed, plog)
+
+    # --- connections ------------------------------------------------------------------------------
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        local = writer.get_extra_info("sockname") or (self.host, self.port)
+        peer_info = writer.get_extra_info("peername")
+        peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
+        conn = _Connection(self, reader, writer, local[0], local[1], peer)
+        self._connections[task] = conn
+        try:
+            await conn.run()
+        finally:
+            del self._connections[task]
+
+
+class _Connection:
+    def __init__(
+        self,
+        broker: Broker,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        host: str,
+        port: int,
+        peer: str,
+    ) -> None:
+        self.broker = broker
+        self.reader = reader
+        self.writer = writer
+        self.host = host
+        self.port = port
+        self.peer = peer
+        self.frames = codec.FrameReader(broker.config["socket.request.max.bytes"])
+        # Responses in request order; bounded by queued.max.requests so a client that never reads
+        # its responses stops being read from instead of growing the broker's memory.
+        self.pending: asyncio.Queue[Any] = asyncio.Queue(maxsize=broker.config["queued.max.requests"])
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._send_loop())
+        try:
+            await self._receive_loop()
+        except CloseConnection as e:
+            log.warning("closing connection from %s: %s", self.peer, e)
+        except codec.ProtocolError as e:
+            log.warning("closing connection from %s: %s", self.peer, e)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception:
+            log.exception("closing connection from %s after an internal error", self.peer)
+        # Let responses already queued go out before closing (e.g. the error reply to a bad request).
+        with contextlib.suppress(asyncio.QueueFull):
+            self.pending.put_nowait(_CLOSE)
+        try:
+            await asyncio.wait_for(sender, timeout=30)
+        except (TimeoutError, Exception):
+            sender.cancel()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+    async def _receive_loop(self) -> None:
+        idle_s = self.broker.config["connections.max.idle.ms"] / 1000
+        while True:
+            try:
+                data = await asyncio.wait_for(self.reader.read(READ_CHUNK_BYTES), timeout=idle_s)
+            except TimeoutError:
+                log.info("closing idle connection from %s", self.peer)
+                return
+            if not data:
+                return
+            for frame in self.frames.feed(data):
+                await self._dispatch(frame)
+
+    async def _dispatch(self, frame: bytes) -> None:
+        api_key, api_version, correlation_id = codec.read_fixed_header(frame)
+        if not is_supported(api_key, api_version):
+            if api_key == ApiKey.API_VERSIONS:
+                await self.pending.put(codec.encode_api_versions_fallback(correlation_id))
+                return
+            name = ApiKey(api_key).name if api_key in SUPPORTED else f"unknown api key {api_key}"
+            raise CloseConnection(
+                f"unsupported request: {name} v{api_version} (correlation id {correlation_id})"
+            )
+        header = codec.parse_header(frame)
+        request = codec.decode_request(header, frame)
+        ctx = RequestContext(self.broker, header, self.host, self.port, self.peer)
+        result = HANDLERS[api_key](ctx, request)
+        if inspect.isawaitable(result):
+            await self.pending.put(asyncio.ensure_future(self._complete(ctx, result)))
+        elif result is not None:
+            await self.pending.put(self._encode(ctx, result))
+
+    async def _complete(self, ctx: RequestContext, pending: Awaitable[Any]) -> bytes | None:
+        result = await pending
+        return None if result is None else self._encode(ctx, result)
+
+    @staticmethod
+    def _encode(ctx: RequestContext, result: Any) -> bytes:
+        if isinstance(result, bytes):
+            return result
+        h = ctx.header
+        return codec.encode_response(h.api_key, h.api_version, h.correlation_id, result)
+
+    async def _send_loop(self) -> None:
+        while True:
+            item = await self.pending.get()
+            if item is _CLOSE:
+                await self.writer.drain()
+                return
+            if isinstance(item, asyncio.Future):
+                try:
+                    item = await item
+                except CloseConnection as e:
+                    log.warning("closing connection from %s: %s", self.peer, e)
+                    self.writer.close()
+                    return
+                except Exception:
+                    log.exception("closing connection from %s after an internal error", self.peer)
+                    self.writer.close()
+                    return
+            if item is not None:
+                self.writer.write(item)
+            if self.pending.empty():
+                await self.writer.drain()
+
+
+_CLOSE = object()

@@ -1,0 +1,254 @@
+"""The topic registry: which topics exist, their partitions' logs, their configs, durably.
+
+Owned by the event loop alone. Topic metadata lives in ``<data-dir>/__odradek/topics.json``, replaced
+atomically (write, fsync, rename, fsync the directory) so a crash leaves either the old or the new list.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import BrokerConfig, ConfigError, topic_config
+from ..log.partition import LogConfig, PartitionLog
+
+log = logging.getLogger("odradek.broker")
+
+META_DIR = "__odradek"
+TOPICS_FILE = "topics.json"
+LOCK_FILE = ".lock"
+TOPIC_NAME_MAX = 249
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+MAX_PARTITIONS_PER_TOPIC = 10000
+
+
+class DataDirError(RuntimeError):
+    """The data directory cannot be used: not creatable, not writable, or held by another broker."""
+
+
+class TopicError(Exception):
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+# Kafka error codes used here.
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_TOPIC_EXCEPTION = 17
+TOPIC_ALREADY_EXISTS = 36
+INVALID_PARTITIONS = 37
+INVALID_REPLICATION_FACTOR = 38
+INVALID_CONFIG = 40
+
+
+def topic_name_problem(name: str | None) -> str | None:
+    if not name:
+        return "topic name is empty"
+    if name in (".", ".."):
+        return f"topic name {name!r} is not allowed"
+    if len(name) > TOPIC_NAME_MAX:
+        return f"topic name is longer than {TOPIC_NAME_MAX} characters"
+    if not _TOPIC_NAME.match(name):
+        return f"topic name {name!r} has characters other than ASCII letters, digits, '.', '_' and '-'"
+    return None
+
+
+@dataclass
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    configs: dict[str, Any]
+    partitions: list[PartitionLog] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "topic_id": str(self.topic_id),
+            "partitions": len(self.partitions),
+            "configs": self.configs,
+        }
+
+
+class BrokerState:
+    def __init__(self, data_dir: Path, config: BrokerConfig) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.topics: dict[str, Topic] = {}
+        self.topics_by_id: dict[uuid.UUID, Topic] = {}
+        self._lock_fd: int | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def open(self, now_ms: int) -> None:
+        self._take_data_dir()
+        meta = self.data_dir / META_DIR / TOPICS_FILE
+        if meta.exists():
+            try:
+                entries = json.loads(meta.read_text())
+            except (OSError, ValueError) as e:
+                raise DataDirError(f"cannot read topic metadata {meta}: {e}") from None
+            for entry in entries:
+                topic = Topic(entry["name"], uuid.UUID(entry["topic_id"]), dict(entry["configs"]))
+                for p in range(entry["partitions"]):
+                    topic.partitions.append(self._open_partition(topic, p, now_ms))
+                self._register(topic)
+        log.info("loaded %d topics from %s", len(self.topics), self.data_dir)
+
+    def close(self) -> None:
+        for topic in self.topics.values():
+            for plog in topic.partitions:
+                plog.close(clean=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _take_data_dir(self) -> None:
+        try:
+            (self.data_dir / META_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataDirError(f"cannot create data directory {self.data_dir}: {e.strerror}") from None
+        if not os.access(self.data_dir, os.W_OK | os.X_OK):
+            raise DataDirError(f"data directory {self.data_dir} is not writable")
+        try:
+            fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise DataDirError(f"data directory {self.data_dir} is not writable: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise DataDirError(
+                    f"data directory {self.data_dir} is in use by another running broker"
+                ) from None
+            raise DataDirError(f"cannot lock data directory {self.data_dir}: {e.strerror}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    # --- topics -------------------------------------------------------------------------------------
+
+    def log_config(self, configs: dict[str, Any]) -> LogConfig:
+        c = self.effective_configs(configs)
+        return LogConfig(
+            segment_bytes=c["segment.bytes"],
+            segment_ms=c["segment.ms"],
+            retention_ms=c["retention.ms"],
+            retention_bytes=c["retention.bytes"],
+            index_interval_bytes=c["index.interval.bytes"],
+            index_max_bytes=c["segment.index.bytes"],
+        )
+
+    def effective_configs(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        merged = self.config.topic_defaults()
+        merged.update(overrides)
+        return merged
+
+    def _open_partition(self, topic: Topic, index: int, now_ms: int) -> PartitionLog:
+        return PartitionLog.open(
+            self.data_dir / f"{topic.name}-{index}", self.log_config(topic.configs), now_ms=now_ms
+        )
+
+    def _register(self, topic: Topic) -> None:
+        self.topics[topic.name] = topic
+        self.topics_by_id[topic.topic_id] = topic
+
+    def validate_new_topic(
+        self, name: str, num_partitions: int, replication_factor: int, configs: dict[str, str | None]
+    ) -> tuple[int, dict[str, Any]]:
+        """(partition count, parsed configs) for a topic that may be created, else TopicError."""
+        problem = topic_name_problem(name)
+        if problem:
+            raise TopicError(INVALID_TOPIC_EXCEPTION, problem)
+        if name in self.topics:
+            raise TopicError(TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        if num_partitions == -1:
+            num_partitions = self.config["num.partitions"]
+        if num_partitions <= 0:
+            raise TopicError(INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+        if num_partitions > MAX_PARTITIONS_PER_TOPIC:
+            raise TopicError(INVALID_PARTITIONS, f"Number of partitions exceeds {MAX_PARTITIONS_PER_TOPIC}.")
+        if replication_factor not in (-1, 1):
+            if replication_factor <= 0:
+                raise TopicError(INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
+            raise TopicError(
+                INVALID_REPLICATION_FACTOR,
+                f"Unable to replicate the partition {replication_factor} time(s): "
+                "The target replication factor of {replication_factor} cannot be reached because only "
+                "1 broker(s) are registered.".replace("{replication_factor}", str(replication_factor)),
+            )
+        parsed: dict[str, Any] = {}
+        for key, value in configs.items():
+            if value is None:
+                raise TopicError(INVALID_CONFIG, f"Null value not supported for topic configs: {key}")
+            try:
+                parsed[key] = topic_config(key, value)
+            except ConfigError as e:
+                raise TopicError(INVALID_CONFIG, str(e)) from None
+        return num_partitions, parsed
+
+    def create_topic(self, name: str, num_partitions: int, configs: dict[str, Any], now_ms: int) -> Topic:
+        topic = Topic(name, uuid.uuid4(), configs)
+        for p in range(num_partitions):
+            topic.partitions.append(self._open_partition(topic, p, now_ms))
+        self._register(topic)
+        self._save()
+        log.info("created topic %s with %d partitions", name, num_partitions)
+        return topic
+
+    def auto_create(self, name: str, now_ms: int) -> Topic | None:
+        """Create a topic on first use where ``auto.create.topics.enable`` allows; None where it does not."""
+        if not self.config["auto.create.topics.enable"]:
+            return None
+        n, configs = self.validate_new_topic(name, -1, -1, {})
+        return self.create_topic(name, n, configs, now_ms)
+
+    def add_partitions(self, topic: Topic, count: int, now_ms: int) -> None:
+        for p in range(len(topic.partitions), count):
+            topic.partitions.append(self._open_partition(topic, p, now_ms))
+        self._save()
+        log.info("topic %s now has %d partitions", topic.name, count)
+
+    def delete_topic(self, topic: Topic) -> None:
+        del self.topics[topic.name]
+        del self.topics_by_id[topic.topic_id]
+        self._save()
+        for plog in topic.partitions:
+            plog.delete()
+        log.info("deleted topic %s", topic.name)
+
+    def _save(self) -> None:
+        meta_dir = self.data_dir / META_DIR
+        tmp = meta_dir / (TOPICS_FILE + ".tmp")
+        data = json.dumps([t.to_json() for t in self.topics.values()], indent=1).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, meta_dir / TOPICS_FILE)
+        dfd = os.open(meta_dir, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        # Partition directories are created by PartitionLog.open; make their entries durable too.
+        dfd = os.open(self.data_dir, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,109 @@
+"""A deliberately small Kafka wire client for protocol-level tests against either broker.
+
+Requests are kio entities encoded by hand-picked version; responses are decoded with kio. It can also
+send raw bytes, so tests can feed a broker exactly the malformed input they mean to.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import time
+from typing import Any
+
+from kio.index import load_response_schema
+from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
+from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
+from kio.schema.response_header.v0.header import ResponseHeader as ResponseHeaderV0
+from kio.schema.response_header.v1.header import ResponseHeader as ResponseHeaderV1
+from kio.serial import entity_reader, entity_writer
+
+from odradek.protocol.codec import build
+
+
+class WireClient:
+    def __init__(self, bootstrap: str, timeout_s: float = 10.0, client_id: str = "odradek-wire-test") -> None:
+        host, _, port = bootstrap.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client_id = client_id
+        self._correlation = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> WireClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def next_correlation_id(self) -> int:
+        self._correlation += 1
+        return self._correlation
+
+    def encode_request(self, request_cls: Any, data: dict[str, Any] | Any, correlation_id: int) -> bytes:
+        entity = data if not isinstance(data, dict) else build(request_cls, data)
+        buf = io.BytesIO()
+        header_cls = RequestHeaderV2 if request_cls.__flexible__ else RequestHeaderV1
+        entity_writer(header_cls)(
+            buf,
+            header_cls(
+                request_api_key=request_cls.__api_key__,
+                request_api_version=request_cls.__version__,
+                correlation_id=correlation_id,
+                client_id=self.client_id,
+            ),
+        )
+        entity_writer(request_cls)(buf, entity)
+        body = buf.getvalue()
+        return struct.pack(">i", len(body)) + body
+
+    def request(self, request_cls: Any, data: dict[str, Any] | Any) -> Any:
+        """Send one request and return the decoded response entity."""
+        corr = self.next_correlation_id()
+        self.sock.sendall(self.encode_request(request_cls, data, corr))
+        return self.read_response(request_cls.__api_key__, request_cls.__version__, corr)
+
+    def read_response(self, api_key: int, api_version: int, correlation_id: int) -> Any:
+        frame = self.read_frame()
+        response_cls = load_response_schema(api_key, api_version)
+        header_cls = ResponseHeaderV1 if response_cls.__flexible__ and api_key != 18 else ResponseHeaderV0
+        header, used = entity_reader(header_cls)(frame, 0)
+        assert header.correlation_id == correlation_id, (header.correlation_id, correlation_id)
+        body, _ = entity_reader(response_cls)(frame, used)
+        return body
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_frame(self) -> bytes:
+        size = struct.unpack(">i", self._read_exactly(4))[0]
+        return self._read_exactly(size)
+
+    def _read_exactly(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("connection closed by the broker")
+            out += chunk
+        return bytes(out)
+
+    def is_closed_by_peer(self, wait_s: float = 5.0) -> bool:
+        """True when the broker closes the connection within ``wait_s`` without sending anything."""
+        deadline = time.monotonic() + wait_s
+        self.sock.settimeout(0.2)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    data = self.sock.recv(1)
+                except TimeoutError:
+                    continue
+                except ConnectionResetError:
+                    return True
+                return data == b""
+            return False
+        finally:
+            self.sock.settimeout(10.0)
