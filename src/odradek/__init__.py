@@ -1,2 +1,3 @@
 """Odradek: a Kafka-wire-compatible broker built around delivery guarantees."""
+
 __version__ = "0.1.0"

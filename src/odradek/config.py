@@ -92,6 +92,18 @@ _KEYS: tuple[Key, ...] = (
     Key("fetch.max.bytes", int, 57671680, "Upper bound on a Fetch response's record bytes."),
     Key("replica.fetch.wait.max.ms", int, 500, "Cap on a consumer's Fetch max_wait_ms."),
     Key("connections.max.idle.ms", int, 600000, "Close connections idle this long."),
+    Key("group.min.session.timeout.ms", int, 6000, "Smallest session timeout a group member may ask for."),
+    Key("group.max.session.timeout.ms", int, 1800000, "Largest session timeout a group member may ask for."),
+    Key("group.max.size", int, 2147483647, "Members a classic group may hold."),
+    Key(
+        "group.initial.rebalance.delay.ms",
+        int,
+        0,
+        "Wait for more members before the first rebalance of an empty group (Kafka: 3000).",
+    ),
+    Key("offsets.retention.minutes", int, 10080, "Keep an empty group's committed offsets this long."),
+    Key("offsets.retention.check.interval.ms", int, 600000, "How often expired offsets are removed."),
+    Key("offset.metadata.max.bytes", int, 4096, "Largest metadata string with a committed offset."),
     Key("max.connections", int, 1000, "Open client connections before new ones are refused."),
 )
 

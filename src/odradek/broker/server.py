@@ -23,6 +23,7 @@ from ..config import BrokerConfig
 from ..protocol import codec
 from ..protocol.apis import SUPPORTED, ApiKey, is_supported
 from .flusher import Flusher
+from .groups import GroupService
 from .handlers import HANDLERS, CloseConnection
 from .state import BrokerState
 from .waiters import AppendWaiters
@@ -58,6 +59,7 @@ class Broker:
         self.state = BrokerState(data_dir, config)
         self.flusher = Flusher()
         self.waiters = AppendWaiters()
+        self.groups = GroupService(data_dir, config, self.flusher)
         self.node_id: int = config["node.id"]
         self.cluster_id: str = config["cluster.id"]
         self._server: asyncio.Server | None = None
@@ -69,6 +71,7 @@ class Broker:
 
     async def start(self, host: str, port: int) -> None:
         self.state.open(now_ms())
+        self.groups.open()
         self._server = await asyncio.start_server(
             self._serve_connection, host, port, reuse_address=True, limit=READ_CHUNK_BYTES
         )
@@ -97,6 +100,7 @@ class Broker:
             if stuck:
                 await asyncio.wait(stuck, timeout=1)
         await self.flusher.drain()
+        self.groups.close()
         self.state.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
@@ -110,7 +114,8 @@ class Broker:
         """Background flush of acks<all data, segment rolling by age, and retention."""
         flush_ms = max(10, self.config["log.flush.interval.ms"])
         retention_every_ms = max(1000, self.config["log.retention.check.interval.ms"])
-        last_retention = now_ms()
+        offsets_every_ms = max(1000, self.config["offsets.retention.check.interval.ms"])
+        last_retention = last_offsets_check = now_ms()
         while True:
             await asyncio.sleep(flush_ms / 1000)
             now = now_ms()
@@ -126,6 +131,9 @@ class Broker:
                     removed = plog.enforce_retention(now)
                     if removed:
                         log.info("retention removed %d segments from %s", removed, plog)
+            if now - last_offsets_check >= offsets_every_ms:
+                last_offsets_check = now
+                self.groups.expire_offsets()
 
     # --- connections ------------------------------------------------------------------------------
 

@@ -21,6 +21,17 @@ class ApiKey(IntEnum):
     DESCRIBE_CONFIGS = 32
     CREATE_PARTITIONS = 37
     DESCRIBE_CLUSTER = 60
+    OFFSET_COMMIT = 8
+    OFFSET_FETCH = 9
+    FIND_COORDINATOR = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
+    DELETE_GROUPS = 42
+    OFFSET_DELETE = 47
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,17 @@ SUPPORTED: dict[int, ApiRange] = {
         ApiRange(ApiKey.DESCRIBE_CONFIGS, 1, 4),
         ApiRange(ApiKey.CREATE_PARTITIONS, 0, 3),
         ApiRange(ApiKey.DESCRIBE_CLUSTER, 0, 1),
+        ApiRange(ApiKey.OFFSET_COMMIT, 2, 8),
+        ApiRange(ApiKey.OFFSET_FETCH, 1, 8),
+        ApiRange(ApiKey.FIND_COORDINATOR, 0, 4),
+        ApiRange(ApiKey.JOIN_GROUP, 0, 9),
+        ApiRange(ApiKey.HEARTBEAT, 0, 4),
+        ApiRange(ApiKey.LEAVE_GROUP, 0, 5),
+        ApiRange(ApiKey.SYNC_GROUP, 0, 5),
+        ApiRange(ApiKey.DESCRIBE_GROUPS, 0, 5),
+        ApiRange(ApiKey.LIST_GROUPS, 0, 4),
+        ApiRange(ApiKey.DELETE_GROUPS, 0, 2),
+        ApiRange(ApiKey.OFFSET_DELETE, 0, 0),
     )
 }
 

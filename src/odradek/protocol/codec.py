@@ -270,6 +270,7 @@ class _FieldPlan:
     kind: str  # "entity", "entities", "error", "ms", "value"
     target: Any  # nested entity class where kind is entity/entities
     required: bool
+    nullable: bool
 
 
 @cache
@@ -294,7 +295,8 @@ def _plan(cls: Any) -> tuple[_FieldPlan, ...]:
             kind = "ms"
         elif kafka_type == "datetime_i64":
             kind = "datetime"
-        plans.append(_FieldPlan(f.name, kind, target, required))
+        nullable = type(None) in typing.get_args(t)
+        plans.append(_FieldPlan(f.name, kind, target, required, nullable))
     return tuple(plans)
 
 
@@ -345,7 +347,8 @@ def build(cls: Any, data: Mapping[str, Any]) -> Any:
         if p.name in data:
             v = data[p.name]
             if v is None:
-                kwargs[p.name] = None
+                # A field nullable only in later versions is sent as its zero value in earlier ones.
+                kwargs[p.name] = None if p.nullable or p.kind == "datetime" else _zero(p, cls)
             elif p.kind == "entities":
                 kwargs[p.name] = tuple(build(p.target, item) for item in v)
             elif p.kind == "entity":

@@ -40,3 +40,9 @@ def find_partition(broker: Any, topic: str, partition: int) -> Any | None:
     if t is None or not 0 <= partition < len(t.partitions):
         return None
     return t.partitions[partition]
+
+
+async def after_persist(groups: Any, records: list[bytes], response: dict[str, Any]) -> dict[str, Any]:
+    """Answer only once the coordinator's journal records are on disk."""
+    await groups.persist(records)
+    return response

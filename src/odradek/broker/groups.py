@@ -1,0 +1,122 @@
+"""The I/O side of consumer groups: futures for barrier replies, timers, durable offsets.
+
+The state machines (``coordinator.groups``, ``coordinator.offsets``) are pure; this service feeds them
+the clock, turns their reply callbacks into futures, runs ``tick`` when the next deadline is due, and
+appends offset changes to the journal, answering OffsetCommit only once the journal is fsynced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..coordinator.groups import GroupConfig, GroupCoordinator, GroupState
+from ..coordinator.offsets import OffsetStore
+from ..log.journal import Journal
+
+log = logging.getLogger("odradek.groups")
+
+OFFSETS_JOURNAL = "__odradek/consumer-offsets.journal"
+COMPACT_MIN_BYTES = 8 * 1024 * 1024
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class GroupService:
+    def __init__(self, data_dir: Path, config: Any, flusher: Any) -> None:
+        self.config = config
+        self.flusher = flusher
+        self.coordinator = GroupCoordinator(
+            GroupConfig(
+                min_session_timeout_ms=config["group.min.session.timeout.ms"],
+                max_session_timeout_ms=config["group.max.session.timeout.ms"],
+                max_size=config["group.max.size"],
+                initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
+            )
+        )
+        self.offsets = OffsetStore()
+        self.journal = Journal(data_dir / OFFSETS_JOURNAL)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: int | None = None
+        self._retention_task: asyncio.Task[None] | None = None
+
+    def open(self) -> None:
+        self.offsets.replay(self.journal.open())
+        # Groups with committed offsets exist (Empty) after a restart, as Kafka's do.
+        for group_id in self.offsets.groups:
+            self.coordinator.get_or_create(group_id).empty_since_ms = now_ms()
+        log.info("restored committed offsets of %d groups", len(self.offsets.groups))
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.journal.close()
+
+    # --- bridging callbacks to futures ------------------------------------------------------------
+
+    def call(self, fn: Callable[..., None], *args: Any) -> asyncio.Future[Any]:
+        """Run a coordinator event whose reply may come later; the future resolves with the reply."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def reply(result: Any) -> None:
+            if not fut.done():
+                fut.set_result(result)
+
+        fn(now_ms(), *args, reply)
+        self.reschedule()
+        return fut
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        result = fn(now_ms(), *args)
+        self.reschedule()
+        return result
+
+    def reschedule(self) -> None:
+        deadline = self.coordinator.next_deadline()
+        if deadline is None or deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer_at = deadline
+        self._timer = loop.call_later(max(0.0, (deadline - now_ms()) / 1000), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.coordinator.tick(now_ms())
+        self.reschedule()
+
+    # --- offsets ----------------------------------------------------------------------------------
+
+    async def persist(self, records: list[bytes]) -> None:
+        if records:
+            self.journal.append(records)
+            await self.flusher.sync([self.journal])
+
+    def expire_offsets(self) -> None:
+        """offsets.retention.minutes: an Empty group's offsets older than the retention go away."""
+        retention_ms = self.config["offsets.retention.minutes"] * 60_000
+        now = now_ms()
+        records: list[bytes] = []
+        for group_id in list(self.offsets.groups):
+            group = self.coordinator.group(group_id)
+            if group is not None and group.state != GroupState.EMPTY:
+                continue
+            records += self.offsets.expire(group_id, now - retention_ms)
+            if group_id not in self.offsets.groups and group is not None and not group.members:
+                self.coordinator.delete(group_id)
+        if records:
+            self.journal.append(records)
+            log.info("expired committed offsets: %d journal records", len(records))
+        if self.journal.size_bytes > COMPACT_MIN_BYTES:
+            live = self.offsets.snapshot()
+            if sum(len(r) + 8 for r in live) * 2 < self.journal.size_bytes:
+                self.journal.rewrite(live)
+                log.info("compacted the offsets journal to %d bytes", self.journal.size_bytes)

@@ -1,0 +1,23 @@
+"""DeleteGroups: only Empty groups; their committed offsets go with them, durably."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...coordinator.groups import NONE
+from ._common import after_persist
+
+
+def handle(ctx: Any, request: Any) -> Any:
+    groups = ctx.broker.groups
+    results = []
+    records: list[bytes] = []
+    for group_id in request.groups_names:
+        code = groups.coordinator.delete(group_id)
+        if code == NONE:
+            records += groups.offsets.delete_group(group_id)
+        results.append({"group_id": group_id, "error_code": code})
+    response = {"throttle_time": 0, "results": results}
+    if not records:
+        return response
+    return after_persist(groups, records, response)

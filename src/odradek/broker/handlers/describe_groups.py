@@ -1,0 +1,31 @@
+"""DescribeGroups: state, protocol and members of classic groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import NONE
+
+AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+GROUP_ID_NOT_FOUND = 69
+
+
+def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    coordinator = ctx.broker.groups.coordinator
+    out = []
+    for group_id in request.groups:
+        d = coordinator.describe(group_id)
+        # v6+ reports GROUP_ID_NOT_FOUND for unknown groups; earlier versions answer Dead with no error.
+        missing = coordinator.group(group_id) is None and ctx.api_version >= 6
+        out.append(
+            {
+                "error_code": GROUP_ID_NOT_FOUND if missing else NONE,
+                "group_id": group_id,
+                "group_state": d["state"],
+                "protocol_type": d["protocol_type"],
+                "protocol_data": d["protocol"],
+                "members": d["members"],
+                "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+            }
+        )
+    return {"throttle_time": 0, "groups": out}

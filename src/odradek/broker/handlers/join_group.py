@@ -1,0 +1,44 @@
+"""JoinGroup: the join barrier of the classic protocol (replies once every member has rejoined)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...coordinator.groups import JoinRequest, JoinResult
+
+
+def handle(ctx: Any, request: Any) -> Any:
+    groups = ctx.broker.groups
+    rebalance_ms = (
+        int(request.rebalance_timeout.total_seconds() * 1000) if hasattr(request, "rebalance_timeout") else -1
+    )
+    session_ms = int(request.session_timeout.total_seconds() * 1000)
+    req = JoinRequest(
+        group_id=request.group_id,
+        member_id=request.member_id,
+        group_instance_id=getattr(request, "group_instance_id", None),
+        client_id=ctx.header.client_id or "",
+        client_host="/" + ctx.peer.rpartition(":")[0],
+        session_timeout_ms=session_ms,
+        rebalance_timeout_ms=rebalance_ms if rebalance_ms >= 0 else session_ms,
+        protocol_type=request.protocol_type,
+        protocols=tuple((p.name, p.metadata) for p in request.protocols),
+        require_known_member_id=ctx.api_version >= 4,
+        reason=getattr(request, "reason", None),
+    )
+    return _respond(groups.call(groups.coordinator.join, req))
+
+
+async def _respond(pending: Any) -> dict[str, Any]:
+    r: JoinResult = await pending
+    return {
+        "throttle_time": 0,
+        "error_code": r.error_code,
+        "generation_id": r.generation_id,
+        "protocol_type": r.protocol_type,
+        "protocol_name": r.protocol_name,
+        "leader": r.leader,
+        "skip_assignment": r.skip_assignment,
+        "member_id": r.member_id,
+        "members": [{"member_id": m, "group_instance_id": i, "metadata": md} for m, i, md in r.members],
+    }

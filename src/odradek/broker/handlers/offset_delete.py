@@ -1,0 +1,65 @@
+"""OffsetDelete: remove committed offsets of partitions the group no longer consumes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...coordinator.groups import GROUP_ID_NOT_FOUND, GroupState
+from ._common import NONE, after_persist
+
+GROUP_SUBSCRIBED_TO_TOPIC = 86
+
+
+def handle(ctx: Any, request: Any) -> Any:
+    groups = ctx.broker.groups
+    group = groups.coordinator.group(request.group_id)
+    if group is None:
+        return {"error_code": GROUP_ID_NOT_FOUND, "throttle_time": 0, "topics": []}
+    subscribed = _subscribed_topics(group)
+    deletable = []
+    topics_out = []
+    for t in request.topics:
+        code = GROUP_SUBSCRIBED_TO_TOPIC if t.name in subscribed else NONE
+        if code == NONE:
+            deletable += [(t.name, p.partition_index) for p in t.partitions]
+        topics_out.append(
+            {
+                "name": t.name,
+                "partitions": [
+                    {"partition_index": p.partition_index, "error_code": code} for p in t.partitions
+                ],
+            }
+        )
+    response = {"error_code": NONE, "throttle_time": 0, "topics": topics_out}
+    records = groups.offsets.delete(request.group_id, deletable)
+    if not records:
+        return response
+    return after_persist(groups, records, response)
+
+
+def _subscribed_topics(group: Any) -> set[str]:
+    """Topics named in the members' consumer-protocol subscriptions (version, topics array, ...)."""
+    if group.state == GroupState.EMPTY or group.protocol_type != "consumer" or not group.protocol_name:
+        return set()
+    topics: set[str] = set()
+    for m in group.members.values():
+        try:
+            topics.update(_subscription_topics(m.metadata_for(group.protocol_name)))
+        except (KeyError, ValueError, IndexError):
+            continue
+    return topics
+
+
+def _subscription_topics(metadata: bytes) -> list[str]:
+    import struct
+
+    pos = 2  # version
+    (n,) = struct.unpack_from(">i", metadata, pos)
+    pos += 4
+    out = []
+    for _ in range(n):
+        (size,) = struct.unpack_from(">h", metadata, pos)
+        pos += 2
+        out.append(metadata[pos : pos + size].decode())
+        pos += size
+    return out
