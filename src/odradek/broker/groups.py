@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..coordinator.consumer_groups import ConsumerGroupConfig, ConsumerGroupCoordinator
 from ..coordinator.groups import GroupConfig, GroupCoordinator, GroupState
 from ..coordinator.offsets import OffsetStore
 from ..log.journal import Journal
@@ -38,6 +39,13 @@ class GroupService:
                 max_session_timeout_ms=config["group.max.session.timeout.ms"],
                 max_size=config["group.max.size"],
                 initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
+            )
+        )
+        self.consumer = ConsumerGroupCoordinator(
+            ConsumerGroupConfig(
+                session_timeout_ms=config["group.consumer.session.timeout.ms"],
+                heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
+                max_size=config["group.consumer.max.size"],
             )
         )
         self.offsets = OffsetStore()
@@ -78,7 +86,10 @@ class GroupService:
         return result
 
     def reschedule(self) -> None:
-        deadline = self.coordinator.next_deadline()
+        deadlines = [
+            d for d in (self.coordinator.next_deadline(), self.consumer.next_deadline()) if d is not None
+        ]
+        deadline = min(deadlines) if deadlines else None
         if deadline is None or deadline == self._timer_at:
             return
         if self._timer is not None:
@@ -90,8 +101,21 @@ class GroupService:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self.coordinator.tick(now_ms())
+        now = now_ms()
+        self.coordinator.tick(now)
+        for group_id, member_id in self.consumer.tick(now):
+            log.info(
+                "consumer group %s: member %s fenced (session or rebalance timeout)", group_id, member_id
+            )
         self.reschedule()
+
+    def kind(self, group_id: str) -> str | None:
+        """'consumer' (KIP-848), 'classic', or None for a group id nobody uses."""
+        if group_id in self.consumer.groups:
+            return "consumer"
+        if group_id in self.coordinator.groups:
+            return "classic"
+        return None
 
     # --- offsets ----------------------------------------------------------------------------------
 
@@ -108,6 +132,9 @@ class GroupService:
         for group_id in list(self.offsets.groups):
             group = self.coordinator.group(group_id)
             if group is not None and group.state != GroupState.EMPTY:
+                continue
+            modern = self.consumer.groups.get(group_id)
+            if modern is not None and modern.members:
                 continue
             records += self.offsets.expire(group_id, now - retention_ms)
             if group_id not in self.offsets.groups and group is not None and not group.members:

@@ -32,6 +32,8 @@ class ApiKey(IntEnum):
     LIST_GROUPS = 16
     DELETE_GROUPS = 42
     OFFSET_DELETE = 47
+    CONSUMER_GROUP_HEARTBEAT = 68
+    CONSUMER_GROUP_DESCRIBE = 69
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +59,19 @@ SUPPORTED: dict[int, ApiRange] = {
         ApiRange(ApiKey.DESCRIBE_CONFIGS, 1, 4),
         ApiRange(ApiKey.CREATE_PARTITIONS, 0, 3),
         ApiRange(ApiKey.DESCRIBE_CLUSTER, 0, 1),
-        ApiRange(ApiKey.OFFSET_COMMIT, 2, 8),
-        ApiRange(ApiKey.OFFSET_FETCH, 1, 8),
+        ApiRange(ApiKey.OFFSET_COMMIT, 2, 9),
+        ApiRange(ApiKey.OFFSET_FETCH, 1, 9),
         ApiRange(ApiKey.FIND_COORDINATOR, 0, 4),
         ApiRange(ApiKey.JOIN_GROUP, 0, 9),
         ApiRange(ApiKey.HEARTBEAT, 0, 4),
         ApiRange(ApiKey.LEAVE_GROUP, 0, 5),
         ApiRange(ApiKey.SYNC_GROUP, 0, 5),
         ApiRange(ApiKey.DESCRIBE_GROUPS, 0, 5),
-        ApiRange(ApiKey.LIST_GROUPS, 0, 4),
+        ApiRange(ApiKey.LIST_GROUPS, 0, 5),
         ApiRange(ApiKey.DELETE_GROUPS, 0, 2),
         ApiRange(ApiKey.OFFSET_DELETE, 0, 0),
+        ApiRange(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, 1),
+        ApiRange(ApiKey.CONSUMER_GROUP_DESCRIBE, 0, 1),
     )
 }
 

@@ -8,6 +8,8 @@ from typing import Any
 from ...protocol.apis import ApiKey
 from . import (
     api_versions,
+    consumer_group_describe,
+    consumer_group_heartbeat,
     create_partitions,
     create_topics,
     delete_groups,
@@ -53,6 +55,8 @@ HANDLERS: dict[int, Callable[[Any, Any], Any]] = {
     ApiKey.DESCRIBE_GROUPS: describe_groups.handle,
     ApiKey.LIST_GROUPS: list_groups.handle,
     ApiKey.DELETE_GROUPS: delete_groups.handle,
+    ApiKey.CONSUMER_GROUP_HEARTBEAT: consumer_group_heartbeat.handle,
+    ApiKey.CONSUMER_GROUP_DESCRIBE: consumer_group_describe.handle,
 }
 
 __all__ = ["HANDLERS", "CloseConnection"]

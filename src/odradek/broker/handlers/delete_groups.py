@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...coordinator.groups import NONE
+from ...coordinator.groups import NON_EMPTY_GROUP, NONE
 from ._common import after_persist
 
 
@@ -13,7 +13,10 @@ def handle(ctx: Any, request: Any) -> Any:
     results = []
     records: list[bytes] = []
     for group_id in request.groups_names:
-        code = groups.coordinator.delete(group_id)
+        if groups.kind(group_id) == "consumer":
+            code = NONE if groups.consumer.delete(group_id) else NON_EMPTY_GROUP
+        else:
+            code = groups.coordinator.delete(group_id)
         if code == NONE:
             records += groups.offsets.delete_group(group_id)
         results.append({"group_id": group_id, "error_code": code})

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...coordinator.groups import JoinRequest, JoinResult
+from ...coordinator.groups import INCONSISTENT_GROUP_PROTOCOL, JoinRequest, JoinResult
 
 
 def handle(ctx: Any, request: Any) -> Any:
     groups = ctx.broker.groups
+    modern = groups.consumer.groups.get(request.group_id)
+    if modern is not None:
+        if modern.members:  # a KIP-848 group in use cannot take classic members
+            return _respond_now(JoinResult(INCONSISTENT_GROUP_PROTOCOL, member_id=request.member_id))
+        groups.consumer.groups.pop(request.group_id)
     rebalance_ms = (
         int(request.rebalance_timeout.total_seconds() * 1000) if hasattr(request, "rebalance_timeout") else -1
     )
@@ -30,7 +35,10 @@ def handle(ctx: Any, request: Any) -> Any:
 
 
 async def _respond(pending: Any) -> dict[str, Any]:
-    r: JoinResult = await pending
+    return _respond_now(await pending)
+
+
+def _respond_now(r: JoinResult) -> dict[str, Any]:
     return {
         "throttle_time": 0,
         "error_code": r.error_code,

@@ -1,4 +1,4 @@
-"""ListGroups: every group this coordinator knows, optionally filtered by state (v4+)."""
+"""ListGroups: every group this coordinator knows, filtered by state (v4+) and type (v5+)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from ._common import NONE
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
     wanted = {s.lower() for s in (getattr(request, "states_filter", None) or ())}
-    groups = []
-    for g in ctx.broker.groups.coordinator.groups.values():
-        if wanted and g.state.value.lower() not in wanted:
-            continue
-        groups.append(
-            {
-                "group_id": g.group_id,
-                "protocol_type": g.protocol_type or "",
-                "group_state": g.state.value,
-                "group_type": "classic",
-            }
-        )
-    return {"throttle_time": 0, "error_code": NONE, "groups": groups}
+    types = {t.lower() for t in (getattr(request, "types_filter", None) or ())}
+    groups = ctx.broker.groups
+    listed = [
+        (g.group_id, g.protocol_type or "", g.state.value, "classic")
+        for g in groups.coordinator.groups.values()
+    ]
+    listed += [(g.group_id, "consumer", g.state, "consumer") for g in groups.consumer.groups.values()]
+    out = [
+        {"group_id": group_id, "protocol_type": protocol_type, "group_state": state, "group_type": group_type}
+        for group_id, protocol_type, state, group_type in listed
+        if not (wanted and state.lower() not in wanted) and not (types and group_type not in types)
+    ]
+    return {"throttle_time": 0, "error_code": NONE, "groups": out}

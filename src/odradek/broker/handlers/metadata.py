@@ -6,7 +6,14 @@ import uuid
 from typing import Any
 
 from ..state import TopicError, topic_name_problem
-from ._common import INVALID_TOPIC_EXCEPTION, LEADER_EPOCH, NONE, UNKNOWN_TOPIC_OR_PARTITION, now_ms
+from ._common import (
+    INVALID_TOPIC_EXCEPTION,
+    LEADER_EPOCH,
+    NONE,
+    UNKNOWN_TOPIC_ID,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    now_ms,
+)
 from .describe_cluster import AUTHORIZED_OPERATIONS_OMITTED
 
 ZERO_UUID = uuid.UUID(int=0)
@@ -47,6 +54,15 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         topics = []
         for item in requested:
             name = item.name
+            topic_id = getattr(item, "topic_id", None)
+            if name is None and topic_id not in (None, ZERO_UUID):
+                # v10+: topics may be named by id only (KIP-848 consumers resolve assignments this way).
+                by_id = state.topics_by_id.get(topic_id)
+                if by_id is None:
+                    topics.append({**_error_entry(None, UNKNOWN_TOPIC_ID), "topic_id": topic_id})
+                else:
+                    topics.append(topic_entry(broker, by_id))
+                continue
             topic = state.topics.get(name) if name is not None else None
             if topic is None and name is not None and allow_create:
                 try:

@@ -6,22 +6,38 @@ from typing import Any
 
 from ...coordinator.groups import NONE
 from ...coordinator.offsets import Committed
-from ._common import UNKNOWN_TOPIC_OR_PARTITION, after_persist, now_ms
+from ._common import UNKNOWN_TOPIC_OR_PARTITION, after_persist, log, now_ms
 
 OFFSET_METADATA_TOO_LARGE = 12
+GROUP_ID_NOT_FOUND = 69
 
 
 def handle(ctx: Any, request: Any) -> Any:
     broker = ctx.broker
     groups = broker.groups
     generation = getattr(request, "generation_id_or_member_epoch", -1)
-    error = groups.run(
-        groups.coordinator.validate_offset_commit,
-        request.group_id,
-        generation,
-        getattr(request, "member_id", ""),
-        getattr(request, "group_instance_id", None),
-    )
+    member_id = getattr(request, "member_id", "")
+    kind = groups.kind(request.group_id)
+    if kind == "consumer":
+        error = groups.consumer.validate_offset_commit(request.group_id, member_id, generation)
+    elif kind is None and generation >= 0 and ctx.api_version >= 9:
+        error = GROUP_ID_NOT_FOUND
+    else:
+        error = groups.run(
+            groups.coordinator.validate_offset_commit,
+            request.group_id,
+            generation,
+            member_id,
+            getattr(request, "group_instance_id", None),
+        )
+    if error:
+        log.info(
+            "offset commit for group %s by %r (generation/epoch %d) refused with error %d",
+            request.group_id,
+            member_id,
+            generation,
+            error,
+        )
     now = now_ms()
     max_metadata = broker.config["offset.metadata.max.bytes"]
     accepted: dict[tuple[str, int], Committed] = {}

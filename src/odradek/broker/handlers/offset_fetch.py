@@ -34,19 +34,22 @@ def _group_offsets(ctx: Any, group_id: str, topics: Any) -> list[dict[str, Any]]
     return out
 
 
+def _member_error(ctx: Any, group: Any) -> int:
+    """v9+: a KIP-848 member names itself and its epoch; a stale one must not read offsets."""
+    member_id = getattr(group, "member_id", None)
+    if not member_id or ctx.broker.groups.kind(group.group_id) != "consumer":
+        return NONE
+    return ctx.broker.groups.consumer.validate_offset_commit(group.group_id, member_id, group.member_epoch)
+
+
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
     if hasattr(request, "groups"):
-        return {
-            "throttle_time": 0,
-            "groups": [
-                {
-                    "group_id": g.group_id,
-                    "topics": _group_offsets(ctx, g.group_id, g.topics),
-                    "error_code": NONE,
-                }
-                for g in request.groups
-            ],
-        }
+        out = []
+        for g in request.groups:
+            error = _member_error(ctx, g)
+            topics = _group_offsets(ctx, g.group_id, g.topics) if error == NONE else []
+            out.append({"group_id": g.group_id, "topics": topics, "error_code": error})
+        return {"throttle_time": 0, "groups": out}
     return {
         "throttle_time": 0,
         "topics": _group_offsets(ctx, request.group_id, request.topics),
