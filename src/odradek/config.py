@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Key:
     name: str
-    kind: type  # int, bool, str
+    kind: type  # int, bool, str, float
     default: Any
     doc: str
     topic_key: str | None = None  # the per-topic override name, where Kafka has one
@@ -89,6 +89,66 @@ _KEYS: tuple[Key, ...] = (
         "cleanup.policy",
     ),
     Key("log.flush.interval.ms", int, 1000, "Background fsync of acks<all data at most this late."),
+    # Accepted and reported so that topic scripts written for Kafka work; noted where they change nothing.
+    Key(
+        "compression.type",
+        str,
+        "producer",
+        "Batches are stored as producers compressed them; any other value is recorded but not applied.",
+        "compression.type",
+    ),
+    Key("min.insync.replicas", int, 1, "One node: always 1 in sync; recorded only.", "min.insync.replicas"),
+    Key(
+        "log.cleaner.delete.retention.ms",
+        int,
+        86400000,
+        "Tombstone retention for compacted topics (recorded).",
+        "delete.retention.ms",
+    ),
+    Key(
+        "log.cleaner.min.compaction.lag.ms",
+        int,
+        0,
+        "Compaction lag (recorded; compaction not implemented).",
+        "min.compaction.lag.ms",
+    ),
+    Key(
+        "log.cleaner.max.compaction.lag.ms",
+        int,
+        9223372036854775807,
+        "Compaction lag (recorded).",
+        "max.compaction.lag.ms",
+    ),
+    Key(
+        "log.cleaner.min.cleanable.ratio",
+        float,
+        0.5,
+        "Compaction trigger (recorded).",
+        "min.cleanable.dirty.ratio",
+    ),
+    Key(
+        "log.flush.interval.messages",
+        int,
+        9223372036854775807,
+        "acks=all is always fsynced; acks<all within log.flush.interval.ms (recorded).",
+        "flush.messages",
+    ),
+    Key(
+        "log.segment.delete.delay.ms",
+        int,
+        60000,
+        "Segments are deleted at once (recorded).",
+        "file.delete.delay.ms",
+    ),
+    Key("log.roll.jitter.ms", int, 0, "Roll jitter (recorded).", "segment.jitter.ms"),
+    Key("log.preallocate", bool, False, "Preallocation (recorded).", "preallocate"),
+    Key(
+        "unclean.leader.election.enable",
+        bool,
+        False,
+        "One node: no elections (recorded).",
+        "unclean.leader.election.enable",
+    ),
     Key("fetch.max.bytes", int, 57671680, "Upper bound on a Fetch response's record bytes."),
     Key("replica.fetch.wait.max.ms", int, 500, "Cap on a consumer's Fetch max_wait_ms."),
     Key("connections.max.idle.ms", int, 600000, "Close connections idle this long."),
@@ -114,10 +174,40 @@ KEYS: Mapping[str, Key] = {k.name: k for k in _KEYS}
 TOPIC_KEYS: Mapping[str, Key] = {k.topic_key: k for k in _KEYS if k.topic_key}
 
 
+# Kafka's bounds and allowed values for per-topic configs (checked on CreateTopics).
+TOPIC_AT_LEAST: Mapping[str, float] = {
+    "retention.ms": -1,
+    "segment.bytes": 1048576,
+    "segment.ms": 1,
+    "max.message.bytes": 0,
+    "index.interval.bytes": 0,
+    "segment.index.bytes": 4,
+    "message.timestamp.before.max.ms": 0,
+    "message.timestamp.after.max.ms": 0,
+    "delete.retention.ms": 0,
+    "min.insync.replicas": 1,
+    "min.compaction.lag.ms": 0,
+    "max.compaction.lag.ms": 1,
+    "min.cleanable.dirty.ratio": 0,
+    "flush.messages": 1,
+    "file.delete.delay.ms": 0,
+    "segment.jitter.ms": 0,
+}
+TOPIC_CHOICES: Mapping[str, tuple[str, ...]] = {
+    "message.timestamp.type": ("CreateTime", "LogAppendTime"),
+    "compression.type": ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+}
+
+
 def parse_value(key: Key, raw: Any) -> Any:
     if isinstance(raw, key.kind) and not (key.kind is int and isinstance(raw, bool)):
         return raw
     text = str(raw).strip()
+    if key.kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key.name}: expected a number, got {text!r}") from None
     if key.kind is bool:
         if text.lower() in ("true", "1", "yes"):
             return True
@@ -204,8 +294,21 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def topic_config(key_name: str, raw: Any) -> Any:
-    """Validate one per-topic override (CreateTopics configs, topic metadata)."""
+    """Validate one per-topic override (CreateTopics configs) with Kafka's bounds and choices."""
     key = TOPIC_KEYS.get(key_name)
     if key is None:
-        raise ConfigError(f"unknown topic configuration {key_name!r}")
-    return parse_value(key, raw)
+        raise ConfigError(f"Unknown topic config name: {key_name}")
+    value = parse_value(key, raw)
+    low = TOPIC_AT_LEAST.get(key_name)
+    invalid = f"Invalid value {raw} for configuration {key_name}"
+    if low is not None and value < low:
+        raise ConfigError(f"{invalid}: Value must be at least {low if low % 1 else int(low)}")
+    choices = TOPIC_CHOICES.get(key_name)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{invalid}: String must be one of: {', '.join(choices)}")
+    if key_name == "cleanup.policy":
+        parts = [p.strip() for p in str(value).split(",")]
+        if any(p not in ("compact", "delete") for p in parts):
+            raise ConfigError(f"{invalid}: String must be one of: compact, delete")
+        value = ",".join(parts)
+    return value

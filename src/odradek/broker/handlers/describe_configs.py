@@ -14,9 +14,15 @@ DYNAMIC_TOPIC_CONFIG = 1
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
 # config_type values
-TYPE_BOOLEAN, TYPE_STRING, TYPE_INT, TYPE_LONG, TYPE_LIST = 1, 2, 3, 5, 7
+TYPE_BOOLEAN, TYPE_STRING, TYPE_INT, TYPE_LONG, TYPE_DOUBLE, TYPE_LIST = 1, 2, 3, 5, 6, 7
 
 _LONG_KEYS = {
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "flush.messages",
+    "file.delete.delay.ms",
+    "segment.jitter.ms",
     "retention.ms",
     "retention.bytes",
     "segment.ms",
@@ -33,6 +39,8 @@ _LONG_KEYS = {
 
 
 def _type_of(name: str, kind: type) -> int:
+    if kind is float:
+        return TYPE_DOUBLE
     if kind is bool:
         return TYPE_BOOLEAN
     if kind is int:
