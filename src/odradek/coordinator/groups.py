@@ -120,6 +120,7 @@ class Member:
     assignment: bytes = b""
     join_reply: JoinReply | None = None
     sync_reply: SyncReply | None = None
+    synced: bool = False  # sent SyncGroup for the current generation (or is not expected to)
 
     def metadata_for(self, protocol: str) -> bytes:
         for name, metadata in self.protocols:
@@ -142,6 +143,7 @@ class Group:
     join_deadline_ms: int | None = None  # rebalance barrier
     sync_deadline_ms: int | None = None  # leader's SyncGroup barrier
     new_member_added: bool = False
+    initial_delay_cap_ms: int | None = None  # group.initial.rebalance.delay.ms extends up to here
     empty_since_ms: int | None = None
 
     def transition(self, to: GroupState) -> None:
@@ -347,17 +349,22 @@ class GroupCoordinator:
         group.members[new_id] = member
         assert req.group_instance_id is not None
         group.static_members[req.group_instance_id] = new_id
+        previous_leader = group.leader_id
         if group.leader_id == old_id:
             group.leader_id = new_id
-        if group.state == GroupState.STABLE and old.protocols == req.protocols:
-            # Same subscription: no rebalance; the member gets its previous assignment back on SyncGroup.
+        stable_or_completing = group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE)
+        if stable_or_completing and old.protocols == req.protocols:
+            # Same subscription: no rebalance. The reply names the previous leader id, so a restarted
+            # leader does not compute an assignment over an empty member list: it syncs like a follower
+            # and gets its previous assignment back.
+            member.synced = old.synced
             reply(
                 JoinResult(
                     NONE,
                     group.generation_id,
                     group.protocol_type,
                     group.protocol_name,
-                    group.leader_id or "",
+                    previous_leader or "",
                     new_id,
                     (),
                     skip_assignment=False,
@@ -374,10 +381,9 @@ class GroupCoordinator:
     def _validate_member(self, group: Group, member_id: str, instance_id: str | None) -> int:
         if instance_id is not None:
             known = group.static_members.get(instance_id)
-            if known is not None and known != member_id:
-                return FENCED_INSTANCE_ID
-            if known is None and member_id in group.members:
-                return FENCED_INSTANCE_ID
+            if known is None:
+                return UNKNOWN_MEMBER_ID
+            return NONE if known == member_id else FENCED_INSTANCE_ID
         if member_id not in group.members:
             return UNKNOWN_MEMBER_ID
         return NONE
@@ -388,27 +394,40 @@ class GroupCoordinator:
             if m.sync_reply is not None:
                 m.sync_reply(SyncResult(REBALANCE_IN_PROGRESS))
                 m.sync_reply = None
+                m.last_heartbeat_ms = now_ms  # its session starts again: it must now rejoin
         group.sync_deadline_ms = None
         timeout = max((m.rebalance_timeout_ms for m in group.members.values()), default=0)
         delay = self.config.initial_rebalance_delay_ms if group.state == GroupState.EMPTY else 0
         group.transition(GroupState.PREPARING_REBALANCE)
-        group.join_deadline_ms = now_ms + (timeout if delay == 0 else min(delay, timeout))
         group.new_member_added = False
-        if delay == 0:
+        if delay:
+            # Kafka's initial delayed join: wait for more members, extending the wait per arrival but
+            # never past the rebalance timeout; it does not complete early.
+            group.initial_delay_cap_ms = now_ms + timeout
+            group.join_deadline_ms = now_ms + min(delay, timeout)
+        else:
+            group.initial_delay_cap_ms = None
+            group.join_deadline_ms = now_ms + timeout
             self._maybe_complete_join(now_ms, group)
 
     def _maybe_complete_join(self, now_ms: int, group: Group) -> None:
-        if group.state != GroupState.PREPARING_REBALANCE:
+        if group.state != GroupState.PREPARING_REBALANCE or group.initial_delay_cap_ms is not None:
             return
         if group.all_joined():
             self._complete_join(now_ms, group)
 
     def _complete_join(self, now_ms: int, group: Group) -> None:
-        # Members that did not rejoin in time are removed (static ones too: their session is over).
-        for member_id in [mid for mid, m in group.members.items() if m.join_reply is None]:
+        # Dynamic members that did not rejoin in time are removed; static ones stay until their session
+        # times out (their restart may be on its way).
+        late = [
+            mid for mid, m in group.members.items() if m.join_reply is None and m.group_instance_id is None
+        ]
+        for member_id in late:
             self._remove_member(group, member_id)
         group.pending_members.clear()
         group.join_deadline_ms = None
+        group.sync_deadline_ms = None
+        group.initial_delay_cap_ms = None
         if not group.members:
             group.generation_id += 1
             group.protocol_name = None
@@ -425,8 +444,10 @@ class GroupCoordinator:
         group.sync_deadline_ms = now_ms + max(m.rebalance_timeout_ms for m in group.members.values())
         for member_id, m in group.members.items():
             reply, m.join_reply = m.join_reply, None
-            m.last_heartbeat_ms = now_ms
             m.assignment = b""
+            m.synced = reply is None  # a static member that did not rejoin is not expected to sync
+            if reply is not None:
+                m.last_heartbeat_ms = now_ms
             if reply is not None:
                 reply(self._join_result(group, member_id))
         self._on_group_change(group)
@@ -491,7 +512,9 @@ class GroupCoordinator:
         member.last_heartbeat_ms = now_ms
         if group.state == GroupState.PREPARING_REBALANCE:
             return reply(SyncResult(REBALANCE_IN_PROGRESS))
+        member.synced = True
         if group.state == GroupState.STABLE:
+            self._maybe_clear_sync_deadline(group)
             return reply(SyncResult(NONE, group.protocol_type, group.protocol_name, member.assignment))
         # CompletingRebalance: followers wait for the leader's assignments.
         member.sync_reply = reply
@@ -499,13 +522,18 @@ class GroupCoordinator:
             for mid, m in group.members.items():
                 m.assignment = assignments.get(mid, b"")
             group.transition(GroupState.STABLE)
-            group.sync_deadline_ms = None
+            self._maybe_clear_sync_deadline(group)
             for m in group.members.values():
                 r, m.sync_reply = m.sync_reply, None
                 m.last_heartbeat_ms = now_ms
                 if r is not None:
                     r(SyncResult(NONE, group.protocol_type, group.protocol_name, m.assignment))
             self._on_group_change(group)
+
+    def _maybe_clear_sync_deadline(self, group: Group) -> None:
+        """Every member must sync within the rebalance timeout, in Stable too (Kafka's pending sync)."""
+        if all(m.synced for m in group.members.values()):
+            group.sync_deadline_ms = None
 
     # --- Heartbeat, LeaveGroup --------------------------------------------------------------------
 
@@ -547,6 +575,7 @@ class GroupCoordinator:
             elif member_id in group.pending_members:
                 del group.pending_members[member_id]
                 errors.append(NONE)
+                self._maybe_complete_join(now_ms, group)
                 continue
             error = self._validate_member(group, member_id, instance_id)
             if error:
@@ -586,19 +615,22 @@ class GroupCoordinator:
                 and group.join_deadline_ms is not None
                 and group.join_deadline_ms <= now_ms
             ):
-                if group.new_member_added and self.config.initial_rebalance_delay_ms:
+                cap = group.initial_delay_cap_ms
+                if cap is not None and group.new_member_added and now_ms < cap:
                     group.new_member_added = False
-                    group.join_deadline_ms = now_ms + self.config.initial_rebalance_delay_ms
+                    group.join_deadline_ms = min(cap, now_ms + self.config.initial_rebalance_delay_ms)
                 else:
                     self._complete_join(now_ms, group)
                 continue
             if (
-                group.state == GroupState.COMPLETING_REBALANCE
+                group.state in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
                 and group.sync_deadline_ms is not None
                 and group.sync_deadline_ms <= now_ms
             ):
-                # The leader never sent assignments: everyone not waiting in SyncGroup is dropped.
-                for mid in [mid for mid, m in group.members.items() if m.sync_reply is None]:
+                # Members that never sent SyncGroup for this generation are dropped; if the leader never
+                # did, that is everyone not waiting on it.
+                group.sync_deadline_ms = None
+                for mid in [mid for mid, m in group.members.items() if not m.synced]:
                     self._remove_member(group, mid)
                 self._after_removal(now_ms, group, "sync timed out")
                 continue
@@ -631,14 +663,18 @@ class GroupCoordinator:
             return COORDINATOR_NOT_AVAILABLE
         if generation_id < 0 and group.state == GroupState.EMPTY:
             return NONE
+        if generation_id >= 0 or member_id or instance_id is not None:
+            error = self._validate_member(group, member_id, instance_id)
+            if error:
+                return error
+            if generation_id != group.generation_id:
+                return ILLEGAL_GENERATION
+        elif group.state != GroupState.EMPTY:
+            return UNKNOWN_MEMBER_ID
         if group.state == GroupState.COMPLETING_REBALANCE:
             return REBALANCE_IN_PROGRESS
-        error = self._validate_member(group, member_id, instance_id)
-        if error:
-            return error
-        if generation_id != group.generation_id:
-            return ILLEGAL_GENERATION
-        group.members[member_id].last_heartbeat_ms = now_ms
+        if member_id in group.members:
+            group.members[member_id].last_heartbeat_ms = now_ms
         return NONE
 
     # --- admin ------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ class OffsetStore:
 
     def delete(self, group_id: str, partitions: Iterable[TopicPartition]) -> list[bytes]:
         committed = self.groups.get(group_id)
-        gone = [tp for tp in partitions if committed is not None and tp in committed]
+        gone = [tp for tp in dict.fromkeys(partitions) if committed is not None and tp in committed]
         if not gone:
             return []
         for tp in gone:

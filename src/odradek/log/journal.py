@@ -54,8 +54,8 @@ class Journal:
     def append(self, payloads: Iterable[bytes]) -> None:
         buf = bytearray()
         for p in payloads:
-            if len(p) > MAX_RECORD_BYTES:
-                raise ValueError(f"journal record of {len(p)} bytes exceeds {MAX_RECORD_BYTES}")
+            if not 0 < len(p) <= MAX_RECORD_BYTES:
+                raise ValueError(f"journal record of {len(p)} bytes is outside 1..{MAX_RECORD_BYTES}")
             buf += _HEADER.pack(len(p), crc32c(p)) + p
         if buf:
             with self._lock:
@@ -111,8 +111,8 @@ def _parse(data: bytes) -> Iterator[tuple[bytes, int]]:
     while pos + _HEADER.size <= len(data):
         size, crc = _HEADER.unpack_from(data, pos)
         start = pos + _HEADER.size
-        if size > MAX_RECORD_BYTES or start + size > len(data):
-            return
+        if size == 0 or size > MAX_RECORD_BYTES or start + size > len(data):
+            return  # records are never empty: zeros are what a power cut leaves, not data
         payload = data[start : start + size]
         if crc32c(payload) != crc:
             return
