@@ -26,6 +26,7 @@ from .flusher import Flusher
 from .groups import GroupService
 from .handlers import HANDLERS, CloseConnection
 from .state import BrokerState
+from .transactions import TransactionService
 from .waiters import AppendWaiters
 
 log = logging.getLogger("odradek.broker")
@@ -60,6 +61,7 @@ class Broker:
         self.flusher = Flusher()
         self.waiters = AppendWaiters()
         self.groups = GroupService(data_dir, config, self.flusher)
+        self.txns = TransactionService(self, data_dir)
         self.node_id: int = config["node.id"]
         self.cluster_id: str = config["cluster.id"]
         self._server: asyncio.Server | None = None
@@ -72,6 +74,8 @@ class Broker:
     async def start(self, host: str, port: int) -> None:
         self.state.open(now_ms())
         self.groups.open()
+        self.txns.open()
+        await self.txns.start()
         self._server = await asyncio.start_server(
             self._serve_connection, host, port, reuse_address=True, limit=READ_CHUNK_BYTES
         )
@@ -99,7 +103,9 @@ class Broker:
                 self._connections[task].writer.transport.abort()
             if stuck:
                 await asyncio.wait(stuck, timeout=1)
+        await self.txns.drain()
         await self.flusher.drain()
+        self.txns.close()
         self.groups.close()
         self.state.close()
         if self._server is not None:
@@ -123,8 +129,10 @@ class Broker:
             dirty = [p for p in logs if p.flushed_offset < p.log_end_offset]
             if dirty:
                 await self.flusher.flush_all(dirty)
+            expiration_ms = self.config["producer.id.expiration.ms"]
             for plog in logs:
                 plog.maybe_roll(now)
+                plog.producers.expire(now, expiration_ms)
             if now - last_retention >= retention_every_ms:
                 last_retention = now
                 for plog in logs:

@@ -677,6 +677,21 @@ class GroupCoordinator:
             group.members[member_id].last_heartbeat_ms = now_ms
         return NONE
 
+    def validate_txn_offset_commit(
+        self, group_id: str, generation_id: int, member_id: str, instance_id: str | None
+    ) -> int:
+        """TxnOffsetCommit v3+ (KIP-447): the consumer's generation fences a zombie's offsets. Without
+        group metadata (old versions) only the producer epoch fences."""
+        if generation_id < 0 and not member_id and instance_id is None:
+            return NONE
+        group = self.groups.get(group_id)
+        if group is None or group.state == GroupState.DEAD:
+            return ILLEGAL_GENERATION if group is None else COORDINATOR_NOT_AVAILABLE
+        error = self._validate_member(group, member_id, instance_id)
+        if error:
+            return error
+        return NONE if generation_id == group.generation_id else ILLEGAL_GENERATION
+
     # --- admin ------------------------------------------------------------------------------------
 
     def delete(self, group_id: str) -> int:

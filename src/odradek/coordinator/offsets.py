@@ -23,6 +23,8 @@ class Committed:
 class OffsetStore:
     def __init__(self) -> None:
         self.groups: dict[str, dict[TopicPartition, Committed]] = {}
+        # Offsets sent with a transaction (TxnOffsetCommit), applied only if it commits.
+        self.pending: dict[tuple[str, int], dict[TopicPartition, Committed]] = {}
 
     # --- changes (each returns journal records) ---------------------------------------------------
 
@@ -52,6 +54,24 @@ class OffsetStore:
         committed = self.groups.get(group_id, {})
         return self.delete(group_id, [tp for tp, c in committed.items() if c.commit_ms < older_than_ms])
 
+    def stage(self, group_id: str, producer_id: int, offsets: dict[TopicPartition, Committed]) -> list[bytes]:
+        if not offsets:
+            return []
+        self.pending.setdefault((group_id, producer_id), {}).update(offsets)
+        return [_encode_rows("txn", group_id, offsets, producer_id)]
+
+    def complete_txn(self, group_id: str, producer_id: int, commit: bool) -> list[bytes]:
+        staged = self.pending.pop((group_id, producer_id), None)
+        if staged is None:
+            return []
+        if commit:
+            self.groups.setdefault(group_id, {}).update(staged)
+        record = {"t": "txn_end", "g": group_id, "pid": producer_id, "commit": commit}
+        return [json.dumps(record, separators=(",", ":")).encode()]
+
+    def has_pending(self, group_id: str, tp: TopicPartition) -> bool:
+        return any(g == group_id and tp in staged for (g, _), staged in self.pending.items())
+
     # --- queries ----------------------------------------------------------------------------------
 
     def fetch(self, group_id: str, tp: TopicPartition) -> Committed | None:
@@ -69,6 +89,14 @@ class OffsetStore:
                 g = self.groups.setdefault(r["g"], {})
                 for topic, partition, offset, epoch, metadata, ts in r["o"]:
                     g[(topic, partition)] = Committed(offset, epoch, metadata, ts)
+            elif r["t"] == "txn":
+                staged = self.pending.setdefault((r["g"], r["pid"]), {})
+                for topic, partition, offset, epoch, metadata, ts in r["o"]:
+                    staged[(topic, partition)] = Committed(offset, epoch, metadata, ts)
+            elif r["t"] == "txn_end":
+                staged = self.pending.pop((r["g"], r["pid"]), None)
+                if staged is not None and r["commit"]:
+                    self.groups.setdefault(r["g"], {}).update(staged)
             elif r["t"] == "del":
                 g = self.groups.get(r["g"], {})
                 for topic, partition in r["p"]:
@@ -78,9 +106,17 @@ class OffsetStore:
 
     def snapshot(self) -> list[bytes]:
         """The fewest records that rebuild the current state: what compaction writes."""
-        return [_encode_commit(g, offsets) for g, offsets in self.groups.items() if offsets]
+        live = [_encode_rows("commit", g, offsets) for g, offsets in self.groups.items() if offsets]
+        return live + [_encode_rows("txn", g, staged, pid) for (g, pid), staged in self.pending.items()]
 
 
 def _encode_commit(group_id: str, offsets: dict[TopicPartition, Committed]) -> bytes:
+    return _encode_rows("commit", group_id, offsets)
+
+
+def _encode_rows(kind: str, group_id: str, offsets: dict[TopicPartition, Committed], pid: int = -1) -> bytes:
     rows = [[t, p, c.offset, c.leader_epoch, c.metadata, c.commit_ms] for (t, p), c in offsets.items()]
-    return json.dumps({"t": "commit", "g": group_id, "o": rows}, separators=(",", ":")).encode()
+    record: dict[str, object] = {"t": kind, "g": group_id, "o": rows}
+    if kind == "txn":
+        record["pid"] = pid
+    return json.dumps(record, separators=(",", ":")).encode()

@@ -8,24 +8,32 @@ the rare operations that rewrite files flush could be writing (truncate_to, clos
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import struct
 import threading
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from crc32c import crc32c
 
+from odradek.log.producer_state import Duplicate, ProducerStateManager
 from odradek.log.segment import Segment, segment_name
+from odradek.protocol.record_decode import control_type
 from odradek.protocol.records import (
     ATTR_LOG_APPEND_TIME,
+    CONTROL_ABORT,
     CRC_START,
     HEADER_SIZE,
     LOG_OVERHEAD,
+    BatchHeader,
+    build_control_batch,
+    read_header,
     set_base_offset,
     set_leader_epoch,
 )
@@ -34,6 +42,7 @@ logger = logging.getLogger("odradek.log")
 
 RECOVERY_POINT_FILE = "recovery-point"
 CLEAN_SHUTDOWN_FILE = "clean-shutdown"
+PRODUCER_SNAPSHOT_FILE = "producer-state.json"
 _INT32_MAX = 2**31 - 1
 _LOG_SUFFIX = ".log"
 _INDEX_SUFFIXES = (".index", ".timeindex")
@@ -75,6 +84,15 @@ class AppendResult:
     log_append_time_ms: int  # -1 unless the caller asked for LogAppendTime
 
 
+class AbortedTxn(NamedTuple):
+    producer_id: int
+    first_offset: int
+    last_offset: int  # offset of the abort marker
+
+
+_LAST_OFFSET = attrgetter("last_offset")
+
+
 class PartitionLog:
     """Kafka-layout log of one partition in ``<data_dir>/<topic>-<partition>/``.
 
@@ -101,6 +119,8 @@ class PartitionLog:
         self._max_index_entries = max(1, config.index_max_bytes // 8)
         self._max_time_entries = max(1, config.index_max_bytes // 12)
         self.log_start_offset = self.log_end_offset = self.flushed_offset = self.size_bytes = 0
+        self.producers = ProducerStateManager()
+        self.aborted: list[AbortedTxn] = []  # ordered by last_offset (the marker's offset)
 
     # -- opening and recovery ----------------------------------------------------------------------
 
@@ -111,7 +131,43 @@ class PartitionLog:
         directory.mkdir(parents=True, exist_ok=True)
         log = cls(directory, config)
         log._recover(now_ms)
+        log._load_producer_state(now_ms)
         return log
+
+    def _load_producer_state(self, now_ms: int) -> None:
+        """Idempotence and open transactions survive restarts: a snapshot from a clean close, else the
+        batch headers replayed (markers read to tell commits from aborts)."""
+        path = self.directory / PRODUCER_SNAPSHOT_FILE
+        self.producers = ProducerStateManager()
+        self.aborted = []
+        loaded = False
+        try:
+            snapshot = json.loads(path.read_text())
+            if snapshot["offset"] == self.log_end_offset:
+                self.producers.load_json(snapshot["state"])
+                self.aborted = [AbortedTxn(*a) for a in snapshot["aborted"]]
+                loaded = True
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            logger.warning("partition %s: ignoring unreadable producer snapshot: %s", self.directory.name, e)
+        if path.exists():
+            path.unlink()  # only a clean close writes it; it must never outlive the state it describes
+        if not loaded:
+            self._replay_headers(now_ms)
+
+    def _replay_headers(self, now_ms: int) -> None:
+        for seg in list(self._segments):
+            if not seg.size:
+                continue
+            for position, header in seg.headers_from(0):
+                if header.is_control and header.producer_id >= 0:
+                    entry = self.producers.entries.get(header.producer_id)
+                    first = entry.txn_first_offset if entry is not None else None
+                    batch = os.pread(seg.fd_open(), header.size, position)
+                    if control_type(batch) == CONTROL_ABORT and first is not None:
+                        self.aborted.append(AbortedTxn(header.producer_id, first, header.base_offset))
+                self.producers.update(header, now_ms)
 
     def _recover(self, now_ms: int) -> None:
         names = os.listdir(self.directory)
@@ -306,6 +362,64 @@ class PartitionLog:
             self.log_end_offset = base + delta + 1
         return AppendResult(base, base + delta, now_ms if log_append_time else -1)
 
+    # -- idempotent and transactional appends ------------------------------------------------------
+
+    def append_producer_batch(
+        self,
+        batch: bytearray | memoryview,
+        header: BatchHeader,
+        *,
+        leader_epoch: int,
+        now_ms: int,
+        log_append_time: bool = False,
+    ) -> AppendResult | Duplicate:
+        """Append a producer's batch after the idempotence checks (ProducerStateError if refused).
+        A retry of a batch already in the log is not written again: its original place is returned."""
+        duplicate = self.producers.check(header)
+        if duplicate is not None:
+            return duplicate
+        result = self.append(batch, leader_epoch=leader_epoch, now_ms=now_ms, log_append_time=log_append_time)
+        self.producers.update(replace(header, base_offset=result.base_offset), now_ms)
+        return result
+
+    def append_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+        *,
+        leader_epoch: int,
+        now_ms: int,
+    ) -> int:
+        """Write a transaction marker; an abort of data written here enters the aborted-transaction index."""
+        entry = self.producers.entries.get(producer_id)
+        first = entry.txn_first_offset if entry is not None else None
+        batch = build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms)
+        header = read_header(batch)
+        result = self.append(batch, leader_epoch=leader_epoch, now_ms=now_ms)
+        self.producers.update(replace(header, base_offset=result.base_offset), now_ms)
+        if not commit and first is not None:
+            self.aborted.append(AbortedTxn(producer_id, first, result.base_offset))
+        return result.base_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The first offset of the earliest open transaction, or the log end when none is open."""
+        firsts = [
+            e.txn_first_offset for e in self.producers.entries.values() if e.txn_first_offset is not None
+        ]
+        return min(firsts) if firsts else self.log_end_offset
+
+    def aborted_between(self, start: int, end: int) -> list[AbortedTxn]:
+        """Aborted transactions a read_committed fetch of [start, end) must know about."""
+        i = bisect_right(self.aborted, start - 1, key=_LAST_OFFSET)
+        out = []
+        for txn in self.aborted[i:]:
+            if txn.first_offset < end:
+                out.append(txn)
+        return out
+
     def _should_roll(self, seg: Segment, size: int, delta: int, now_ms: int) -> bool:
         if seg.size == 0:
             return False
@@ -393,11 +507,31 @@ class PartitionLog:
             if self._checkpoint_offset != self.flushed_offset:
                 self._write_checkpoint(self.flushed_offset)
             if clean:
+                self._write_producer_snapshot()
                 marker = self.directory / CLEAN_SHUTDOWN_FILE
                 os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644))
                 self._fsync_directory()
             with self._lock:
                 self._close_fds()
+
+    def _write_producer_snapshot(self) -> None:
+        if not self.producers.entries and not self.aborted:
+            return
+        tmp = self.directory / (PRODUCER_SNAPSHOT_FILE + ".tmp")
+        data = json.dumps(
+            {
+                "offset": self.log_end_offset,
+                "state": self.producers.to_json(),
+                "aborted": [list(a) for a in self.aborted],
+            }
+        ).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.directory / PRODUCER_SNAPSHOT_FILE)
 
     def _close_fds(self) -> None:
         """Drop every descriptor without writing anything: what a killed process leaves behind."""
@@ -488,6 +622,8 @@ class PartitionLog:
                 self.log_start_offset = self._segments[0].base_offset
                 self._dir_dirty = True
         if removed:
+            start = self.log_start_offset
+            self.aborted = [a for a in self.aborted if a.last_offset >= start]
             logger.info(
                 "partition %s: retention deleted %d segments; log start offset is now %d",
                 self.directory.name,

@@ -32,6 +32,14 @@ class ApiKey(IntEnum):
     LIST_GROUPS = 16
     DELETE_GROUPS = 42
     OFFSET_DELETE = 47
+    INIT_PRODUCER_ID = 22
+    ADD_PARTITIONS_TO_TXN = 24
+    ADD_OFFSETS_TO_TXN = 25
+    END_TXN = 26
+    TXN_OFFSET_COMMIT = 28
+    DESCRIBE_PRODUCERS = 61
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
     CONSUMER_GROUP_HEARTBEAT = 68
     CONSUMER_GROUP_DESCRIBE = 69
 
@@ -70,6 +78,14 @@ SUPPORTED: dict[int, ApiRange] = {
         ApiRange(ApiKey.LIST_GROUPS, 0, 5),
         ApiRange(ApiKey.DELETE_GROUPS, 0, 2),
         ApiRange(ApiKey.OFFSET_DELETE, 0, 0),
+        ApiRange(ApiKey.INIT_PRODUCER_ID, 0, 5),
+        ApiRange(ApiKey.ADD_PARTITIONS_TO_TXN, 0, 3),
+        ApiRange(ApiKey.ADD_OFFSETS_TO_TXN, 0, 4),
+        ApiRange(ApiKey.END_TXN, 0, 4),
+        ApiRange(ApiKey.TXN_OFFSET_COMMIT, 0, 4),
+        ApiRange(ApiKey.DESCRIBE_PRODUCERS, 0, 0),
+        ApiRange(ApiKey.DESCRIBE_TRANSACTIONS, 0, 0),
+        ApiRange(ApiKey.LIST_TRANSACTIONS, 0, 1),
         ApiRange(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, 1),
         ApiRange(ApiKey.CONSUMER_GROUP_DESCRIBE, 0, 1),
     )

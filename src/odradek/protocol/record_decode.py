@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import cramjam
 
-from .records import HEADER_SIZE, BatchHeader, read_header
+from .records import CONTROL_ABORT, CONTROL_COMMIT, HEADER_SIZE, BatchHeader, read_header
 
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"
 
@@ -112,3 +112,16 @@ def records(batch: bytes | memoryview, header: BatchHeader | None = None) -> Ite
         pos = end
         ts = h.max_timestamp if h.log_append_time else h.base_timestamp + ts_delta
         yield Record(h.base_offset + offset_delta, ts, key, value, tuple(headers))
+
+
+def control_type(batch: bytes | memoryview) -> int | None:
+    """CONTROL_COMMIT or CONTROL_ABORT for a transaction marker batch; None if it is not one."""
+    h = read_header(batch)
+    if not h.is_control:
+        return None
+    for record in records(batch, h):
+        if record.key is not None and len(record.key) >= 4:
+            kind = struct.unpack_from(">h", record.key, 2)[0]
+            if kind in (CONTROL_ABORT, CONTROL_COMMIT):
+                return kind
+    return None

@@ -188,3 +188,52 @@ def validate_stored_batch(buf: bytes | bytearray | memoryview, pos: int, end: in
     if compute_crc(memoryview(buf)[pos : pos + size]) != header.crc:
         return None
     return header
+
+
+# --- control batches (transaction markers) ---------------------------------------------------------
+
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+
+
+def _zigzag_varint(value: int) -> bytes:
+    v = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def build_control_batch(
+    producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, timestamp_ms: int
+) -> bytearray:
+    """A transaction marker: one control record, key = (version 0, type), value = (version 0, coordinator
+    epoch), in a transactional control batch with base sequence -1, as Kafka writes them."""
+    key = struct.pack(">hh", 0, CONTROL_COMMIT if commit else CONTROL_ABORT)
+    value = struct.pack(">hi", 0, coordinator_epoch)
+    body = (
+        b"\x00"  # record attributes
+        + _zigzag_varint(0)  # timestamp delta
+        + _zigzag_varint(0)  # offset delta
+        + _zigzag_varint(len(key))
+        + key
+        + _zigzag_varint(len(value))
+        + value
+        + _zigzag_varint(0)  # headers
+    )
+    record = _zigzag_varint(len(body)) + body
+    length = HEADER_SIZE - LOG_OVERHEAD + len(record)
+    attributes = ATTR_TRANSACTIONAL | ATTR_CONTROL
+    batch = bytearray(
+        _HEADER.pack(
+            0, length, -1, 2, 0, attributes, 0, timestamp_ms, timestamp_ms, producer_id, producer_epoch, -1, 1
+        )
+    )
+    batch += record
+    struct.pack_into(">I", batch, 17, compute_crc(batch))
+    return batch

@@ -80,15 +80,25 @@ def _read_all(ctx: Any, request: Any) -> tuple[dict[str, Any], int]:
                 out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
                 continue
             limit = min(p.partition_max_bytes, max_bytes - total)
+            lso = plog.last_stable_offset
             try:
-                chunks = plog.read(p.fetch_offset, max(limit, 0), min_one_batch=(total == 0))
+                chunks = plog.read(
+                    p.fetch_offset,
+                    max(limit, 0),
+                    min_one_batch=(total == 0),
+                    max_offset=lso if read_committed else None,
+                )
             except OffsetOutOfRange:
                 out["error_code"] = OFFSET_OUT_OF_RANGE
                 continue
-            leo = plog.log_end_offset
-            out["high_watermark"] = leo
-            out["last_stable_offset"] = leo
+            out["high_watermark"] = plog.log_end_offset
+            out["last_stable_offset"] = lso
             out["log_start_offset"] = plog.log_start_offset
+            if read_committed and chunks:
+                out["aborted_transactions"] = [
+                    {"producer_id": a.producer_id, "first_offset": a.first_offset}
+                    for a in plog.aborted_between(p.fetch_offset, lso)
+                ]
             if chunks:
                 data = b"".join(chunks)
                 total += len(data)

@@ -33,8 +33,9 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                 out["leader_epoch"] = -1
                 continue
             ts = p.timestamp
+            read_committed = getattr(request, "isolation_level", 0) == 1
             if ts == LATEST:
-                out["offset"] = plog.log_end_offset
+                out["offset"] = plog.last_stable_offset if read_committed else plog.log_end_offset
             elif ts == EARLIEST:
                 out["offset"] = plog.log_start_offset
             elif ts == MAX_TIMESTAMP:
@@ -47,7 +48,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                 out["error_code"] = UNSUPPORTED_VERSION
             else:
                 found = _first_record_at_or_after(plog, ts)
-                if found is not None:
+                if found is not None and not (read_committed and found[0] >= plog.last_stable_offset):
                     out["offset"], out["timestamp"] = found
         topics_out.append({"name": t.name, "partitions": parts_out})
     return {"throttle_time": 0, "topics": topics_out}

@@ -1,4 +1,8 @@
-"""OffsetFetch: one group (v1-v7) or several (v8); a null topic list means every committed partition."""
+"""OffsetFetch: one group (v1-v7) or several (v8+); a null topic list means every committed partition.
+
+With ``require_stable`` (v7+), a partition whose offset a transaction is about to change answers
+UNSTABLE_OFFSET_COMMIT, so a consumer does not start from an offset that is about to move.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ from typing import Any
 
 from ._common import NONE
 
+UNSTABLE_OFFSET_COMMIT = 88
 
-def _group_offsets(ctx: Any, group_id: str, topics: Any) -> list[dict[str, Any]]:
+
+def _group_offsets(ctx: Any, group_id: str, topics: Any, require_stable: bool) -> list[dict[str, Any]]:
     offsets = ctx.broker.groups.offsets
     if topics is None:
         wanted: dict[str, list[int]] = {}
@@ -21,13 +27,14 @@ def _group_offsets(ctx: Any, group_id: str, topics: Any) -> list[dict[str, Any]]
         parts = []
         for index in partitions:
             c = offsets.fetch(group_id, (name, index))
+            unstable = require_stable and offsets.has_pending(group_id, (name, index))
             parts.append(
                 {
                     "partition_index": index,
-                    "committed_offset": c.offset if c else -1,
-                    "committed_leader_epoch": c.leader_epoch if c else -1,
-                    "metadata": c.metadata if c else "",
-                    "error_code": NONE,
+                    "committed_offset": c.offset if c and not unstable else -1,
+                    "committed_leader_epoch": c.leader_epoch if c and not unstable else -1,
+                    "metadata": c.metadata if c and not unstable else "",
+                    "error_code": UNSTABLE_OFFSET_COMMIT if unstable else NONE,
                 }
             )
         out.append({"name": name, "partitions": parts})
@@ -43,15 +50,13 @@ def _member_error(ctx: Any, group: Any) -> int:
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    stable = bool(getattr(request, "require_stable", False))
     if hasattr(request, "groups"):
         out = []
         for g in request.groups:
             error = _member_error(ctx, g)
-            topics = _group_offsets(ctx, g.group_id, g.topics) if error == NONE else []
+            topics = _group_offsets(ctx, g.group_id, g.topics, stable) if error == NONE else []
             out.append({"group_id": g.group_id, "topics": topics, "error_code": error})
         return {"throttle_time": 0, "groups": out}
-    return {
-        "throttle_time": 0,
-        "topics": _group_offsets(ctx, request.group_id, request.topics),
-        "error_code": NONE,
-    }
+    topics = _group_offsets(ctx, request.group_id, request.topics, stable)
+    return {"throttle_time": 0, "topics": topics, "error_code": NONE}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...log.producer_state import Duplicate, ProducerStateError
 from ...protocol import codec
 from ...protocol.records import InvalidBatch, split_batches, validate_produced_batch
 from ._common import (
@@ -39,7 +40,7 @@ def handle(ctx: Any, request: Any) -> Any:
     for t in request.topic_data:
         parts_out = []
         for p in t.partition_data:
-            result = _append_partition(ctx, t.name, p.index, p.records, now)
+            result = _append_partition(ctx, request.transactional_id, t.name, p.index, p.records, now)
             if result["error_code"] != NONE:
                 failed = True
             elif "_log" in result:
@@ -63,7 +64,9 @@ async def _after_sync(broker: Any, logs: list[Any], response: dict[str, Any]) ->
     return response
 
 
-def _append_partition(ctx: Any, topic: str, index: int, records: bytes | None, now: int) -> dict[str, Any]:
+def _append_partition(
+    ctx: Any, transactional_id: str | None, topic: str, index: int, records: bytes | None, now: int
+) -> dict[str, Any]:
     broker = ctx.broker
     plog = find_partition(broker, topic, index)
     out: dict[str, Any] = {
@@ -92,6 +95,7 @@ def _append_partition(ctx: Any, topic: str, index: int, records: bytes | None, n
         log_append_time = configs["message.timestamp.type"] == "LogAppendTime"
         if not log_append_time:
             _check_timestamp(header.max_timestamp, now, configs)
+        _check_transaction(ctx, transactional_id, topic, index, header, plog)
     except InvalidBatch as e:
         out["error_code"] = e.error_code
         out["error_message"] = str(e)
@@ -99,13 +103,54 @@ def _append_partition(ctx: Any, topic: str, index: int, records: bytes | None, n
             "rejected batch for %s-%d from %s: %s (error %d)", topic, index, ctx.peer, e, e.error_code
         )
         return out
-    result = plog.append(
-        bytearray(batch), leader_epoch=LEADER_EPOCH, now_ms=now, log_append_time=log_append_time
-    )
+    try:
+        result = plog.append_producer_batch(
+            bytearray(batch), header, leader_epoch=LEADER_EPOCH, now_ms=now, log_append_time=log_append_time
+        )
+    except ProducerStateError as e:
+        out["error_code"] = e.error_code
+        out["error_message"] = str(e)
+        log.info("refused batch for %s-%d from %s: %s (error %d)", topic, index, ctx.peer, e, e.error_code)
+        return out
+    if isinstance(result, Duplicate):
+        out["base_offset"] = result.first_offset  # a retry: acknowledged where it already is
+        return out
     out["base_offset"] = result.base_offset
     out["log_append_time"] = result.log_append_time_ms
     out["_log"] = plog
     return out
+
+
+def _check_transaction(
+    ctx: Any, transactional_id: str | None, topic: str, index: int, header: Any, plog: Any
+) -> None:
+    if header.is_transactional:
+        if transactional_id is None:
+            raise InvalidBatch(
+                TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactional batch without a transactional id"
+            )
+        if not ctx.broker.txns.coordinator.verify_partition(
+            transactional_id, header.producer_id, header.producer_epoch, (topic, index)
+        ):
+            entry = plog.producers.entries.get(header.producer_id)
+            if entry is not None and header.producer_epoch < entry.epoch:
+                raise InvalidBatch(INVALID_PRODUCER_EPOCH, "the producer's epoch is fenced on this partition")
+            code = TRANSACTION_ABORTABLE if ctx.api_version >= 11 else INVALID_TXN_STATE
+            raise InvalidBatch(
+                code, f"{topic}-{index} is not part of an ongoing transaction of this producer"
+            )
+    elif header.producer_id >= 0:
+        entry = plog.producers.entries.get(header.producer_id)
+        if entry is not None and entry.txn_first_offset is not None:
+            raise InvalidBatch(
+                INVALID_TXN_STATE, "non-transactional batch from a producer with an open transaction"
+            )
+
+
+INVALID_PRODUCER_EPOCH = 47
+INVALID_TXN_STATE = 48
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+TRANSACTION_ABORTABLE = 120
 
 
 def _check_timestamp(ts: int, now: int, configs: dict[str, Any]) -> None:

@@ -1,0 +1,46 @@
+"""DescribeTransactions: state, timeout, producer and partitions of transactional ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import NONE
+
+TRANSACTIONAL_ID_NOT_FOUND = 105
+
+
+def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    txns = ctx.broker.txns.coordinator.txns
+    out = []
+    for tid in request.transactional_ids:
+        t = txns.get(tid)
+        if t is None:
+            out.append(
+                {
+                    "error_code": TRANSACTIONAL_ID_NOT_FOUND,
+                    "transactional_id": tid,
+                    "transaction_state": "",
+                    "transaction_timeout": 0,
+                    "transaction_start_time": -1,
+                    "producer_id": -1,
+                    "producer_epoch": -1,
+                    "topics": [],
+                }
+            )
+            continue
+        topics: dict[str, list[int]] = {}
+        for topic, partition in sorted(t.partitions):
+            topics.setdefault(topic, []).append(partition)
+        out.append(
+            {
+                "error_code": NONE,
+                "transactional_id": tid,
+                "transaction_state": t.state.value,
+                "transaction_timeout": t.timeout_ms,
+                "transaction_start_time": t.start_ms,
+                "producer_id": t.producer_id,
+                "producer_epoch": t.producer_epoch,
+                "topics": [{"topic": name, "partitions": parts} for name, parts in topics.items()],
+            }
+        )
+    return {"throttle_time": 0, "transaction_states": out}

@@ -1,0 +1,36 @@
+"""EndTxn: commit or abort; answered once markers and offsets are durable (see broker.transactions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import log, now_ms
+
+
+def handle(ctx: Any, request: Any) -> Any:
+    txns = ctx.broker.txns
+    error, completion = txns.coordinator.end_txn(
+        now_ms(),
+        request.transactional_id,
+        request.producer_id,
+        request.producer_epoch,
+        request.committed,
+        ctx.api_version,
+    )
+    if error:
+        log.info(
+            "EndTxn for %s (producer %d epoch %d) refused with error %d",
+            request.transactional_id,
+            request.producer_id,
+            request.producer_epoch,
+            error,
+        )
+    if completion is None:
+        return {"throttle_time": 0, "error_code": error}
+    return _finish(txns, completion)
+
+
+async def _finish(txns: Any, completion: Any) -> dict[str, Any]:
+    await txns.finish(completion)
+    txns.reschedule()
+    return {"throttle_time": 0, "error_code": 0}

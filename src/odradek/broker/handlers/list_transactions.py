@@ -1,0 +1,38 @@
+"""ListTransactions: transactional ids, filtered by state, producer id and (v1) running time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...coordinator.transactions import TxnState
+from ._common import NONE, now_ms
+
+_STATES = {s.value for s in TxnState}
+
+
+def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    states = set(request.state_filters or ())
+    pids = set(request.producer_id_filters or ())
+    min_duration_ms = getattr(request, "duration_filter", -1)
+    now = now_ms()
+    out = []
+    for t in ctx.broker.txns.coordinator.txns.values():
+        if states and t.state.value not in states:
+            continue
+        if pids and t.producer_id not in pids:
+            continue
+        if min_duration_ms >= 0 and (t.start_ms < 0 or now - t.start_ms < min_duration_ms):
+            continue
+        out.append(
+            {
+                "transactional_id": t.transactional_id,
+                "producer_id": t.producer_id,
+                "transaction_state": t.state.value,
+            }
+        )
+    return {
+        "throttle_time": 0,
+        "error_code": NONE,
+        "unknown_state_filters": sorted(states - _STATES),
+        "transaction_states": out,
+    }

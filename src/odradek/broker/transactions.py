@@ -1,0 +1,165 @@
+"""The I/O side of transactions: producer ids, the coordinator's journal, markers, timeouts.
+
+Ending a transaction is made crash-safe by order: the Prepare state is fsynced to the journal first;
+then markers go to every partition and staged offsets are settled, and those are fsynced; only then is
+the Complete state written and the client answered. A broker that dies in between finds the Prepare
+state on restart and finishes the job (a marker written twice is harmless: the second closes nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ..coordinator.transactions import Completion, TransactionCoordinator, TxnConfig
+from ..log.journal import Journal
+from .producer_ids import ProducerIdManager
+
+log = logging.getLogger("odradek.transactions")
+
+TXN_JOURNAL = "__odradek/transactions.journal"
+COMPACT_MIN_BYTES = 8 * 1024 * 1024
+LEADER_EPOCH = 0
+COORDINATOR_EPOCH = 0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TransactionService:
+    def __init__(self, broker: Any, data_dir: Path) -> None:
+        self.broker = broker
+        self.producer_ids = ProducerIdManager(data_dir)
+        self.coordinator = TransactionCoordinator(
+            self.producer_ids.allocate,
+            TxnConfig(
+                max_timeout_ms=broker.config["transaction.max.timeout.ms"],
+                id_expiration_ms=broker.config["transactional.id.expiration.ms"],
+            ),
+        )
+        self.journal = Journal(data_dir / TXN_JOURNAL)
+        self._timer: asyncio.TimerHandle | None = None
+        self._interrupted: list[Completion] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def open(self) -> None:
+        self.producer_ids.open()
+        self._interrupted = self.coordinator.replay(self.journal.open())
+        log.info("restored %d transactional ids", len(self.coordinator.txns))
+
+    async def start(self) -> None:
+        """Finish transactions a crash interrupted between Prepare and Complete."""
+        for completion in self._interrupted:
+            log.info(
+                "finishing interrupted transaction %s (%s)",
+                completion.transactional_id,
+                "commit" if completion.commit else "abort",
+            )
+            await self.finish(completion)
+        self._interrupted = []
+        self.reschedule()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.journal.close()
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- persistence ------------------------------------------------------------------------------
+
+    async def persist(self) -> None:
+        records = self.coordinator.take_records()
+        if records:
+            self.journal.append(records)
+            await self.broker.flusher.sync([self.journal])
+
+    def persist_soon(self) -> None:
+        """Queue the coordinator's records for the next group commit (for changes nobody waits on)."""
+        records = self.coordinator.take_records()
+        if records:
+            self.journal.append(records)
+            self.broker.flusher.mark_dirty([self.journal])
+
+    # --- completing transactions ------------------------------------------------------------------
+
+    async def finish(self, completion: Completion) -> None:
+        broker = self.broker
+        await self.persist()  # the Prepare state is durable before any marker exists
+        now = now_ms()
+        touched = []
+        for topic, partition in sorted(completion.partitions):
+            t = broker.state.topics.get(topic)
+            if t is None or partition >= len(t.partitions):
+                continue  # deleted meanwhile: nothing to mark
+            plog = t.partitions[partition]
+            plog.append_marker(
+                completion.producer_id,
+                completion.producer_epoch,
+                completion.commit,
+                COORDINATOR_EPOCH,
+                leader_epoch=LEADER_EPOCH,
+                now_ms=now,
+            )
+            touched.append(plog)
+        offset_records: list[bytes] = []
+        for group_id in sorted(completion.groups):
+            offset_records += broker.groups.offsets.complete_txn(
+                group_id, completion.producer_id, completion.commit
+            )
+        if offset_records:
+            broker.groups.journal.append(offset_records)
+        await broker.flusher.sync([*touched, broker.groups.journal])
+        self.coordinator.complete(now_ms(), completion)
+        await self.persist()
+        for plog in touched:
+            broker.waiters.notify(plog)
+        log.info(
+            "transaction %s (producer %d epoch %d) %s on %d partitions",
+            completion.transactional_id,
+            completion.producer_id,
+            completion.producer_epoch,
+            "committed" if completion.commit else "aborted",
+            len(touched),
+        )
+        self.maybe_compact()
+
+    def finish_in_background(self, completion: Completion) -> None:
+        task = asyncio.get_running_loop().create_task(self.finish(completion))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def maybe_compact(self) -> None:
+        if self.journal.size_bytes > COMPACT_MIN_BYTES:
+            live = self.coordinator.snapshot()
+            if sum(len(r) + 8 for r in live) * 2 < self.journal.size_bytes:
+                self.journal.rewrite(live)
+
+    # --- timeouts ---------------------------------------------------------------------------------
+
+    def reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.coordinator.next_deadline()
+        # Also wake up now and then for transactional.id expiry.
+        delay_s = 60.0 if deadline is None else max(0.0, (deadline - now_ms()) / 1000)
+        self._timer = asyncio.get_running_loop().call_later(min(delay_s, 60.0), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        for completion in self.coordinator.expire(now_ms()):
+            log.info(
+                "transaction %s timed out: fencing producer %d and aborting",
+                completion.transactional_id,
+                completion.producer_id,
+            )
+            self.finish_in_background(completion)
+        self.persist_soon()
+        self.reschedule()
