@@ -73,7 +73,11 @@ async def _serve(listen: tuple[str, int], data_dir: Path, config: BrokerConfig) 
     from .broker.server import Broker
     from .broker.state import DataDirError
 
-    broker = Broker(data_dir.resolve(), config)
+    try:
+        broker = Broker(data_dir.resolve(), config)
+    except ConfigError as e:
+        print(f"odradek: {e}", file=sys.stderr)
+        return 2
     try:
         await broker.start(*listen)
     except DataDirError as e:

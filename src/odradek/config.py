@@ -30,6 +30,13 @@ _KEYS: tuple[Key, ...] = (
     Key("node.id", int, 1, "Broker id reported in Metadata."),
     Key("cluster.id", str, "odradek-cluster", "Cluster id reported in Metadata and DescribeCluster."),
     Key("num.partitions", int, 1, "Partitions of an auto-created topic."),
+    Key(
+        "advertised.listeners",
+        str,
+        "",
+        "PLAINTEXT://HOST:PORT clients are told to use (Metadata, FindCoordinator); empty: the address "
+        "each connection came in on.",
+    ),
     Key("auto.create.topics.enable", bool, True, "Create a topic on first Metadata or Produce for it."),
     Key("default.replication.factor", int, 1, "Only 1 is possible on one node."),
     Key("message.max.bytes", int, 1048588, "Largest record batch accepted.", "max.message.bytes"),

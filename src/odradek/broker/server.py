@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import BrokerConfig
+from ..config import BrokerConfig, ConfigError
 from ..protocol import codec
 from ..protocol.apis import SUPPORTED, ApiKey, is_supported
 from .flusher import Flusher
@@ -37,6 +37,24 @@ SHUTDOWN_GRACE_S = 10.0
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def parse_advertised(value: str) -> tuple[str, int] | None:
+    """``PLAINTEXT://host:port`` (the first listener of a comma list) or None when not set."""
+    if not value.strip():
+        return None
+    first = value.split(",")[0].strip()
+    scheme, sep, address = first.partition("://")
+    host, _, port = address.rpartition(":")
+    if (
+        not sep
+        or scheme.upper() != "PLAINTEXT"
+        or not host
+        or not port.isdigit()
+        or not 0 < int(port) < 65536
+    ):
+        raise ConfigError(f"advertised.listeners: expected PLAINTEXT://HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +88,7 @@ class Broker:
         self._background: list[asyncio.Task[None]] = []
         self.host = ""
         self.port = 0
+        self.advertised = parse_advertised(config["advertised.listeners"])
 
     async def start(self, host: str, port: int) -> None:
         self.state.open(now_ms())
@@ -152,7 +171,7 @@ class Broker:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        local = writer.get_extra_info("sockname") or (self.host, self.port)
+        local = self.advertised or writer.get_extra_info("sockname") or (self.host, self.port)
         peer_info = writer.get_extra_info("peername")
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
         conn = _Connection(self, reader, writer, local[0], local[1], peer)
