@@ -318,3 +318,29 @@ def test_malformed_requests_close_the_connection(broker, topic, case: str) -> No
     # Other connections are unaffected and nothing was appended.
     with WireClient(broker.bootstrap) as other:
         assert latest_offset(other, topic) == 3
+
+
+def test_compacted_topic_refuses_records_without_keys(broker, unique) -> None:
+    name = unique("compacted")
+    b = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    b.append(0, timestamp=None, key=b"k", value=b"v", headers=[])
+    b.append(1, timestamp=None, key=None, value=b"no key", headers=[])
+    with WireClient(broker.bootstrap) as c:
+        create_topic(c, name, configs={"cleanup.policy": "compact"})
+        deadline = time.monotonic() + 10
+        while (resp := produce(c, name, bytes(b.build()))).error_code in (
+            3,
+            6,
+        ) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert resp.error_code == INVALID_RECORD
+        assert latest_offset(c, name) == 0
+        assert produce(c, name, make_batch()).error_code == 0  # keyed records are fine

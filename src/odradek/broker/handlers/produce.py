@@ -10,8 +10,10 @@ from typing import Any
 
 from ...log.producer_state import Duplicate, ProducerStateError
 from ...protocol import codec
+from ...protocol.record_decode import RecordDecodeError, records
 from ...protocol.records import InvalidBatch, split_batches, validate_produced_batch
 from ._common import (
+    CORRUPT_MESSAGE,
     INVALID_RECORD,
     INVALID_REQUIRED_ACKS,
     INVALID_TIMESTAMP,
@@ -95,6 +97,8 @@ def _append_partition(
         log_append_time = configs["message.timestamp.type"] == "LogAppendTime"
         if not log_append_time:
             _check_timestamp(header.max_timestamp, now, configs)
+        if "compact" in configs["cleanup.policy"]:
+            _check_keys(batch, header)
         _check_transaction(ctx, transactional_id, topic, index, header, plog)
     except InvalidBatch as e:
         out["error_code"] = e.error_code
@@ -119,6 +123,16 @@ def _append_partition(
     out["log_append_time"] = result.log_append_time_ms
     out["_log"] = plog
     return out
+
+
+def _check_keys(batch: memoryview, header: Any) -> None:
+    """A compacted topic keeps the latest record per key, so every record needs one (Kafka: 87)."""
+    try:
+        for record in records(batch, header):
+            if record.key is None:
+                raise InvalidBatch(INVALID_RECORD, "Compacted topic cannot accept message without key.")
+    except RecordDecodeError as e:
+        raise InvalidBatch(CORRUPT_MESSAGE, str(e)) from None
 
 
 def _check_transaction(
