@@ -1,0 +1,44 @@
+"""Consumer-group integration tests (classic and KIP-848) against Odradek and Apache Kafka 4.4.
+
+Helpers live in ``gkit.py`` (imported as ``gkit``; this folder is put on ``sys.path``); consumers that
+the tests SIGKILL run as separate processes from ``member.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # kafka-python loads its protocol schemas with deprecated importlib.resources calls.
+    quiet = [
+        pytest.mark.filterwarnings(f"ignore:{fn} is deprecated:DeprecationWarning")
+        for fn in ("read_text", "open_text")
+    ]
+    for item in items:
+        if _HERE in item.path.parents:
+            for mark in quiet:
+                item.add_marker(mark)
+
+
+@pytest.fixture
+def members():
+    """Every ``gkit.Member`` process started by the test is SIGKILLed (by its pid) at teardown."""
+    import gkit
+
+    started: list[gkit.Member] = []
+
+    def spawn(bootstrap: str, group: str, topics: list[str], **kw) -> gkit.Member:
+        m = gkit.Member(bootstrap, group, topics, **kw)
+        started.append(m)
+        return m
+
+    yield spawn
+    for m in started:
+        m.kill()
