@@ -257,6 +257,9 @@ class ConsumerGroupCoordinator:
                     del group.members[holder]
                     member = self._new_member(group, req)
                     member.assigned = old.assigned
+                    member.pending_revocation = old.pending_revocation
+                    member.state = old.state  # still waiting for partitions, if it was
+                    member.revocation_deadline_ms = old.revocation_deadline_ms
                     member.member_epoch = old.previous_member_epoch
                     member.previous_member_epoch = old.previous_member_epoch
                     group.target[member.member_id] = group.target.pop(holder, {})
@@ -371,9 +374,7 @@ class ConsumerGroupCoordinator:
             return
         if member.state == MemberState.UNREVOKED_PARTITIONS and _owns_any(owned, member.pending_revocation):
             return
-        subscribed = {
-            found[0] for name in member.subscribed_topic_names if (found := topics(name)) is not None
-        }
+        subscribed = {found[0] for name in self._subscribed(member) if (found := topics(name)) is not None}
         assigned: Partitions = {}
         revoking: Partitions = {}
         pending: Partitions = {}

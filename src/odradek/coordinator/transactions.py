@@ -207,6 +207,13 @@ class TransactionCoordinator:
             return InitResult(PRODUCER_FENCED if api_version >= 4 else INVALID_PRODUCER_EPOCH)
         if txn.state in _PREPARE or txn.state == TxnState.PREPARE_EPOCH_FENCE:
             return InitResult(CONCURRENT_TRANSACTIONS)
+        if (
+            producer_id >= 0
+            and producer_epoch == txn.last_producer_epoch != txn.producer_epoch
+            and txn.state in (TxnState.EMPTY, *_COMPLETE)
+        ):
+            # KIP-360: a retry of the InitProducerId that already bumped the epoch gets the same answer.
+            return InitResult(NONE, txn.producer_id, txn.producer_epoch)
         if txn.state == TxnState.ONGOING:
             # A new instance of the producer: fence the old one and abort what it left open. The caller
             # retries (CONCURRENT_TRANSACTIONS) and then gets the next epoch.
@@ -369,9 +376,9 @@ class TransactionCoordinator:
     def _fence_and_abort(self, now_ms: int, txn: TxnMetadata) -> Completion:
         """Bump the epoch (the old producer is fenced everywhere the markers go), then abort."""
         txn.transition(TxnState.PREPARE_EPOCH_FENCE)
-        if txn.producer_epoch < MAX_EPOCH - 1:
-            txn.last_producer_epoch = txn.producer_epoch
+        if txn.producer_epoch < MAX_EPOCH:
             txn.producer_epoch += 1
+        txn.last_producer_epoch = -1  # the fenced epoch may not come back as "a retry"
         txn.transition(TxnState.PREPARE_ABORT)
         txn.last_update_ms = now_ms
         self._changed(txn)

@@ -94,6 +94,13 @@ class ProducerStateManager:
         for b in entry.batches:
             if b.first_seq == h.base_sequence and b.last_seq == last_seq:
                 return Duplicate(b.first_offset, b.last_offset)
+        if not entry.batches and h.base_sequence != 0:
+            # The epoch was bumped by a marker: the producer's sequences start again at 0.
+            raise ProducerStateError(
+                OUT_OF_ORDER_SEQUENCE_NUMBER,
+                f"producer {h.producer_id} epoch {h.producer_epoch}: expected sequence 0, "
+                f"got {h.base_sequence}",
+            )
         if entry.batches and h.base_sequence != next_seq(entry.last_seq):
             raise ProducerStateError(
                 OUT_OF_ORDER_SEQUENCE_NUMBER,
