@@ -26,6 +26,7 @@ from kio.schema.response_header.v1.header import ResponseHeader as ResponseHeade
 from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import DecodeError
 
+from . import fast
 from .apis import SUPPORTED, ApiKey
 
 _FIXED_HEADER = struct.Struct(">hhi")  # api key, api version, correlation id
@@ -233,8 +234,14 @@ def encode_old_produce_response(version: int, correlation_id: int, topics: list[
 # --- responses -------------------------------------------------------------------------------------
 
 
-def encode_response(api_key: int, api_version: int, correlation_id: int, data: Mapping[str, Any]) -> bytes:
+def encode_response(
+    api_key: int, api_version: int, correlation_id: int, data: Mapping[str, Any], *, fast_path: bool = True
+) -> bytes:
     """Size-prefixed response frame for ``data`` at exactly ``api_version``."""
+    if fast_path and api_key == ApiKey.PRODUCE and api_version >= 3:
+        return fast.produce_response(api_version, correlation_id, data["responses"])
+    if fast_path and api_key == ApiKey.FETCH:
+        return b"".join(fast.fetch_response(api_version, correlation_id, data))
     cls = _response_class(api_key, api_version)
     entity = build(cls, data)
     buf = io.BytesIO()

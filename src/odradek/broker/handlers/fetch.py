@@ -100,8 +100,8 @@ def _read_all(ctx: Any, request: Any) -> tuple[dict[str, Any], int]:
                     for a in plog.aborted_between(p.fetch_offset, lso)
                 ]
             if chunks:
-                data = b"".join(chunks)
-                total += len(data)
-                out["records"] = data
+                # Stored batches as read; the response encoder passes them through (protocol.fast).
+                total += sum(len(c) for c in chunks)
+                out["records"] = chunks
         topics_out.append({"topic": t.topic, "partitions": parts_out})
     return {"throttle_time": 0, "error_code": NONE, "session_id": 0, "responses": topics_out}, total
