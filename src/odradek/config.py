@@ -184,6 +184,39 @@ KEYS: Mapping[str, Key] = {k.name: k for k in _KEYS}
 TOPIC_KEYS: Mapping[str, Key] = {k.topic_key: k for k in _KEYS if k.topic_key}
 
 
+# Lower bounds of broker settings (a 0 or negative value would silently disable a limit or break topics).
+BROKER_AT_LEAST: Mapping[str, int] = {
+    "num.partitions": 1,
+    "message.max.bytes": 0,
+    "socket.request.max.bytes": 1,
+    "queued.max.requests": 1,
+    "log.segment.bytes": 1024,
+    "log.roll.ms": 1,
+    "log.retention.ms": -1,
+    "log.retention.bytes": -1,
+    "log.retention.check.interval.ms": 1,
+    "log.index.interval.bytes": 0,
+    "log.index.size.max.bytes": 4,
+    "log.flush.interval.ms": 1,
+    "fetch.max.bytes": 0,
+    "connections.max.idle.ms": 1,
+    "max.connections": 1,
+    "group.min.session.timeout.ms": 1,
+    "group.max.session.timeout.ms": 1,
+    "group.max.size": 1,
+    "group.initial.rebalance.delay.ms": 0,
+    "group.consumer.session.timeout.ms": 1,
+    "group.consumer.heartbeat.interval.ms": 1,
+    "group.consumer.max.size": 1,
+    "offsets.retention.minutes": 1,
+    "offsets.retention.check.interval.ms": 1,
+    "offset.metadata.max.bytes": 0,
+    "transaction.max.timeout.ms": 1,
+    "transactional.id.expiration.ms": 1,
+    "producer.id.expiration.ms": 1,
+    "node.id": 0,
+}
+
 # Kafka's bounds and allowed values for per-topic configs (checked on CreateTopics).
 TOPIC_AT_LEAST: Mapping[str, float] = {
     "retention.ms": -1,
@@ -255,6 +288,9 @@ class BrokerConfig:
             if key is None:
                 raise ConfigError(f"unknown configuration key {name!r}")
             values[name] = parse_value(key, value)
+        for name, low in BROKER_AT_LEAST.items():
+            if values[name] < low:
+                raise ConfigError(f"{name}: must be at least {low}, got {values[name]}")
         if values["log.message.timestamp.type"] not in ("CreateTime", "LogAppendTime"):
             raise ConfigError("log.message.timestamp.type: expected CreateTime or LogAppendTime")
         if values["log.cleanup.policy"] not in ("delete", "compact", "compact,delete", "delete,compact"):

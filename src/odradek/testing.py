@@ -21,6 +21,8 @@ from typing import Any
 
 from .config import BrokerConfig
 
+STARTUP_TIMEOUT_S = 30.0
+
 
 class EmbeddedBroker:
     def __init__(
@@ -53,9 +55,9 @@ class EmbeddedBroker:
         failure: list[BaseException] = []
 
         async def main() -> None:
-            self._broker = Broker(self.data_dir, self.config)
-            self._stopped = asyncio.Event()
             try:
+                self._stopped = asyncio.Event()
+                self._broker = Broker(self.data_dir, self.config)
                 await self._broker.start(self._host, self._port)
             except BaseException as e:
                 failure.append(e)
@@ -74,10 +76,15 @@ class EmbeddedBroker:
 
         self._thread = threading.Thread(target=run, name="odradek-embedded", daemon=True)
         self._thread.start()
-        ready.wait(30)
-        if failure:
-            self._thread.join()
-            raise failure[0]
+        started = ready.wait(STARTUP_TIMEOUT_S)
+        if failure or not started:
+            self._thread.join(5)
+            self._thread = None
+            if self._own_dir:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+            if failure:
+                raise failure[0]
+            raise RuntimeError(f"the embedded broker did not start within {STARTUP_TIMEOUT_S:g} s")
         return self
 
     def stop(self) -> None:
