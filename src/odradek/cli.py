@@ -69,7 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _without_test_only_imports() -> None:
+    """kio registers hypothesis strategies for its types whenever hypothesis is importable, which costs
+    seconds at start-up and writes a .hypothesis/ folder into the working directory. The broker process
+    never needs them, so hypothesis is made unimportable here, before kio is first imported."""
+    if "hypothesis" not in sys.modules:
+        sys.modules["hypothesis"] = None  # type: ignore[assignment]
+
+
 async def _serve(listen: tuple[str, int], data_dir: Path, config: BrokerConfig) -> int:
+    _without_test_only_imports()
     from .broker.server import Broker
     from .broker.state import DataDirError
 

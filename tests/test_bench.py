@@ -1,0 +1,74 @@
+"""The benchmark suite keeps working: `python -m bench --quick` runs every workload against every broker.
+
+Speed is not judged here (CI machines are noisy); only that each workload produced positive figures and
+no errors, for Odradek and both Apache Kafka columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_quick_runs_every_workload(kafka_jars: Path, tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO))
+    try:
+        from bench.brokers import SPECS
+        from bench.workloads import WORKLOADS
+    finally:
+        sys.path.remove(str(REPO))
+
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--results-dir",
+            str(results),
+            "--work-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    out = proc.stdout + "\n" + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    files = sorted(results.glob("*.json"))
+    assert len(files) == 1, out[-5000:]
+    report = json.loads(files[0].read_text())
+    assert report["mode"] == "quick"
+    assert set(report["brokers"]) == set(SPECS)
+    problems = []
+    for broker, entry in report["brokers"].items():
+        if entry.get("error"):
+            problems.append(f"{broker}: {entry['error']}")
+        for workload in WORKLOADS:
+            res = entry["workloads"].get(workload)
+            if res is None:
+                problems.append(f"{broker}/{workload}: missing")
+                continue
+            if res.get("error"):
+                problems.append(f"{broker}/{workload}: {res['error']}")
+                continue
+            metrics = res.get("metrics") or {}
+            if not metrics:
+                problems.append(f"{broker}/{workload}: no metrics")
+            for name, value in metrics.items():
+                if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                    problems.append(f"{broker}/{workload}/{name}: {value!r}")
+    assert not problems, "\n".join(problems) + "\n\n" + report.get("table", "")
+    assert "like-for-like" in report["table"].lower()
