@@ -477,7 +477,7 @@ class PartitionLog:
                 for seg, fd, index_bytes, time_bytes in work:
                     if fd is not None:
                         os.fsync(fd)
-                    seg.write_pending(index_bytes, time_bytes)
+                    seg.write_pending(index_bytes, time_bytes, sync=seg.base_offset != active_base)
                 if dir_dirty:
                     self._fsync_directory()
             except BaseException:

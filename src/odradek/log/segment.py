@@ -162,8 +162,11 @@ class Segment:
     def has_pending(self) -> bool:
         return bool(self.index.pending) or bool(self.time_index.pending)
 
-    def write_pending(self, index_bytes: bytes, time_bytes: bytes) -> None:
-        """Append queued index entries to the files (called by flush, off the event loop)."""
+    def write_pending(self, index_bytes: bytes, time_bytes: bytes, *, sync: bool) -> None:
+        """Append queued index entries to the files (called by flush, off the event loop).
+
+        Only a sealed segment's indexes are ever trusted by recovery, so only they are fsynced (once,
+        when sealed); the active segment's are always rebuilt after a crash."""
         for path, data in ((self.index_path, index_bytes), (self.time_index_path, time_bytes)):
             if not data:
                 continue
@@ -173,7 +176,8 @@ class Segment:
                 continue  # segment deleted by retention meanwhile
             try:
                 os.write(fd, data)
-                os.fsync(fd)
+                if sync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
 
