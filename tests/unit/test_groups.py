@@ -1185,3 +1185,34 @@ def test_a_seed_replays_exactly() -> None:
     second = run_seed(12345, 250)
     assert first == second
     assert len(first) > 250
+
+
+def test_stable_group_survives_export_and_restore() -> None:
+    """What the broker journals (export) comes back (restore) with members, generation and assignments;
+    the restored members' sessions start again at the restore time."""
+    coord = GroupCoordinator()
+    a, b = stable_group(coord, "a", "b")
+    group = coord.groups["g"]
+    exported = coord.export(group)
+    assert exported is not None
+    fresh = GroupCoordinator()
+    fresh.restore(50_000, exported)
+    restored = fresh.groups["g"]
+    assert restored.state == GroupState.STABLE
+    assert restored.generation_id == group.generation_id
+    assert restored.leader_id == group.leader_id
+    assert {m: x.assignment for m, x in restored.members.items()} == {
+        m: x.assignment for m, x in group.members.items()
+    }
+    assert fresh.heartbeat(50_001, "g", group.generation_id, a.member_id, None) == NONE
+    assert fresh.validate_offset_commit(50_002, "g", group.generation_id, b.member_id, None) == NONE
+    fresh.tick(50_002 + SESSION_MS)
+    assert b.member_id not in fresh.groups["g"].members, "a restored member still needs to heartbeat"
+
+
+def test_groups_between_barriers_are_not_exported() -> None:
+    coord = GroupCoordinator()
+    a = Client(coord, "a")
+    a.join_fully(0)
+    assert coord.groups["g"].state == GroupState.COMPLETING_REBALANCE
+    assert coord.export(coord.groups["g"]) is None

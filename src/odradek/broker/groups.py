@@ -8,6 +8,7 @@ appends offset changes to the journal, answering OffsetCommit only once the jour
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -29,17 +30,22 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _group_record(exported: dict[str, Any]) -> bytes:
+    return json.dumps({"t": "group", **exported}, separators=(",", ":")).encode()
+
+
 class GroupService:
     def __init__(self, data_dir: Path, config: Any, flusher: Any) -> None:
         self.config = config
         self.flusher = flusher
         self.coordinator = GroupCoordinator(
-            GroupConfig(
+            on_group_change=self._group_changed,
+            config=GroupConfig(
                 min_session_timeout_ms=config["group.min.session.timeout.ms"],
                 max_session_timeout_ms=config["group.max.session.timeout.ms"],
                 max_size=config["group.max.size"],
                 initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
-            )
+            ),
         )
         self.consumer = ConsumerGroupCoordinator(
             ConsumerGroupConfig(
@@ -55,16 +61,44 @@ class GroupService:
         self._retention_task: asyncio.Task[None] | None = None
 
     def open(self) -> None:
-        self.offsets.replay(self.journal.open())
+        offsets = []
+        groups: dict[str, dict[str, Any]] = {}
+        for raw in self.journal.open():
+            record = json.loads(raw)
+            if record["t"] == "group":
+                groups[record["g"]] = record
+            else:
+                offsets.append(raw)
+        self.offsets.replay(offsets)
+        now = now_ms()
+        for record in groups.values():
+            if not record.get("deleted"):
+                self.coordinator.restore(now, record)
         # Groups with committed offsets exist (Empty) after a restart, as Kafka's do.
         for group_id in self.offsets.groups:
-            self.coordinator.get_or_create(group_id).empty_since_ms = now_ms()
-        log.info("restored committed offsets of %d groups", len(self.offsets.groups))
+            if group_id not in self.coordinator.groups:
+                self.coordinator.get_or_create(group_id).empty_since_ms = now
+        log.info(
+            "restored %d groups and the committed offsets of %d",
+            len(self.coordinator.groups),
+            len(self.offsets.groups),
+        )
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self.journal.close()
+
+    def _group_changed(self, group: Any) -> None:
+        """Group metadata goes into the journal with the next group commit (Kafka: __consumer_offsets)."""
+        exported = self.coordinator.export(group)
+        if exported is not None:
+            self.journal.append([_group_record(exported)])
+            self.flusher.mark_dirty([self.journal])
+
+    def group_deleted(self, group_id: str) -> None:
+        self.journal.append([_group_record({"g": group_id, "deleted": True})])
+        self.flusher.mark_dirty([self.journal])
 
     # --- bridging callbacks to futures ------------------------------------------------------------
 
@@ -139,11 +173,16 @@ class GroupService:
             records += self.offsets.expire(group_id, now - retention_ms)
             if group_id not in self.offsets.groups and group is not None and not group.members:
                 self.coordinator.delete(group_id)
+                self.group_deleted(group_id)
         if records:
             self.journal.append(records)
             log.info("expired committed offsets: %d journal records", len(records))
         if self.journal.size_bytes > COMPACT_MIN_BYTES:
-            live = self.offsets.snapshot()
+            live = self.offsets.snapshot() + [
+                _group_record(e)
+                for g in self.coordinator.groups.values()
+                if (e := self.coordinator.export(g)) is not None
+            ]
             if sum(len(r) + 8 for r in live) * 2 < self.journal.size_bytes:
                 self.journal.rewrite(live)
                 log.info("compacted the offsets journal to %d bytes", self.journal.size_bytes)

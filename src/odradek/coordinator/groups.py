@@ -692,6 +692,67 @@ class GroupCoordinator:
             return error
         return NONE if generation_id == group.generation_id else ILLEGAL_GENERATION
 
+    # --- durability -------------------------------------------------------------------------------
+
+    def export(self, group: Group) -> dict[str, Any] | None:
+        """What survives a restart, as Kafka keeps it: a Stable group's generation, members and their
+        assignments, or an Empty group's generation. None for the states in between."""
+        if group.state not in (GroupState.STABLE, GroupState.EMPTY):
+            return None
+        return {
+            "g": group.group_id,
+            "gen": group.generation_id,
+            "ptype": group.protocol_type,
+            "proto": group.protocol_name,
+            "leader": group.leader_id,
+            "members": [
+                {
+                    "id": m.member_id,
+                    "iid": m.group_instance_id,
+                    "cid": m.client_id,
+                    "host": m.client_host,
+                    "st": m.session_timeout_ms,
+                    "rt": m.rebalance_timeout_ms,
+                    "protocols": [[name, md.hex()] for name, md in m.protocols],
+                    "asg": m.assignment.hex(),
+                }
+                for m in group.members.values()
+            ]
+            if group.state == GroupState.STABLE
+            else [],
+        }
+
+    def restore(self, now_ms: int, record: dict[str, Any]) -> None:
+        """Load an exported group; its members' sessions start again now, as after a coordinator move."""
+        group = Group(
+            record["g"],
+            generation_id=record["gen"],
+            protocol_type=record["ptype"],
+            protocol_name=record["proto"],
+            leader_id=record["leader"],
+        )
+        for m in record["members"]:
+            member = Member(
+                m["id"],
+                m["iid"],
+                m["cid"],
+                m["host"],
+                m["st"],
+                m["rt"],
+                group.protocol_type or "",
+                tuple((name, bytes.fromhex(md)) for name, md in m["protocols"]),
+                now_ms,
+                assignment=bytes.fromhex(m["asg"]),
+                synced=True,
+            )
+            group.members[member.member_id] = member
+            if member.group_instance_id is not None:
+                group.static_members[member.group_instance_id] = member.member_id
+        group.state = GroupState.STABLE if group.members else GroupState.EMPTY
+        if not group.members:
+            group.empty_since_ms = now_ms
+        self.groups[group.group_id] = group
+
     # --- admin ------------------------------------------------------------------------------------
 
     def delete(self, group_id: str) -> int:

@@ -367,8 +367,7 @@ class TransactionCoordinator:
         txn.transition(TxnState.COMPLETE_COMMIT if completion.commit else TxnState.COMPLETE_ABORT)
         txn.partitions.clear()
         txn.groups.clear()
-        txn.start_ms = -1
-        txn.last_update_ms = now_ms
+        txn.last_update_ms = now_ms  # start_ms stays: Kafka reports the ended transaction's start time
         self._changed(txn)
 
     # --- time -------------------------------------------------------------------------------------

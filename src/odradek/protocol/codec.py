@@ -318,11 +318,12 @@ def _strip_optional(t: Any) -> Any:
 _ZERO_BY_KIND = {"error": ErrorCode.none, "ms": datetime.timedelta(0)}
 
 
-def _datetime(v: Any) -> datetime.datetime | None:
-    """Kafka's -1 means "no time"; kio models that as None."""
+def _datetime(v: Any, nullable: bool) -> datetime.datetime | None:
+    """Kafka's -1 means "no time": None where kio's field is nullable; otherwise the instant that kio
+    writes as -1 (one millisecond before the epoch)."""
     if isinstance(v, datetime.datetime):
         return v
-    if v < 0:
+    if v < 0 and nullable:
         return None
     return datetime.datetime.fromtimestamp(v / 1000, tz=datetime.UTC)
 
@@ -355,7 +356,7 @@ def build(cls: Any, data: Mapping[str, Any]) -> Any:
             v = data[p.name]
             if v is None:
                 # A field nullable only in later versions is sent as its zero value in earlier ones.
-                kwargs[p.name] = None if p.nullable or p.kind == "datetime" else _zero(p, cls)
+                kwargs[p.name] = None if p.nullable else _zero(p, cls)
             elif p.kind == "entities":
                 kwargs[p.name] = tuple(build(p.target, item) for item in v)
             elif p.kind == "entity":
@@ -363,7 +364,7 @@ def build(cls: Any, data: Mapping[str, Any]) -> Any:
             elif p.kind == "error":
                 kwargs[p.name] = ErrorCode(int(v))
             elif p.kind == "datetime":
-                kwargs[p.name] = _datetime(v)
+                kwargs[p.name] = _datetime(v, p.nullable)
             elif p.kind == "ms":
                 kwargs[p.name] = (
                     v if isinstance(v, datetime.timedelta) else datetime.timedelta(milliseconds=v)

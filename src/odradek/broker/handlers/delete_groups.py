@@ -17,6 +17,8 @@ def handle(ctx: Any, request: Any) -> Any:
             code = NONE if groups.consumer.delete(group_id) else NON_EMPTY_GROUP
         else:
             code = groups.coordinator.delete(group_id)
+            if code == NONE:
+                groups.group_deleted(group_id)
         if code == NONE:
             records += groups.offsets.delete_group(group_id)
         results.append({"group_id": group_id, "error_code": code})
