@@ -193,6 +193,11 @@ def role_consume(p: dict) -> dict:
             "group.id": f"bench-consume-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # librdkafka >= 2.3 stops fetching for fetch.queue.backoff.ms (default 1 s) whenever its local
+            # queue is full. A broker that fills the queue faster than this process drains it then shows
+            # whole-second stalls, so the figure would measure the pause's timing, not the broker. Same
+            # setting for every broker.
+            "fetch.queue.backoff.ms": 1,
         }
     )
     consumer = Consumer(conf)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import BrokerConfig, ConfigError
-from ..protocol import codec
+from ..protocol import codec, fast
 from ..protocol.apis import SUPPORTED, ApiKey, is_supported
 from .flusher import Flusher
 from .groups import GroupService
@@ -263,10 +263,13 @@ class _Connection:
         return None if result is None else self._encode(ctx, result)
 
     @staticmethod
-    def _encode(ctx: RequestContext, result: Any) -> bytes:
+    def _encode(ctx: RequestContext, result: Any) -> bytes | list[bytes | memoryview]:
         if isinstance(result, bytes):
             return result
         h = ctx.header
+        if h.api_key == ApiKey.FETCH:
+            # Stored batches go to the socket as they were read: no join into one response buffer.
+            return fast.fetch_response(h.api_version, h.correlation_id, result)
         return codec.encode_response(h.api_key, h.api_version, h.correlation_id, result)
 
     async def _send_loop(self) -> None:
@@ -286,7 +289,10 @@ class _Connection:
                     log.exception("closing connection from %s after an internal error", self.peer)
                     self.writer.close()
                     return
-            if item is not None:
+            if isinstance(item, list):
+                for part in item:
+                    self.writer.write(part)
+            elif item is not None:
                 self.writer.write(item)
             if self.pending.empty():
                 await self.writer.drain()
