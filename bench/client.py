@@ -84,6 +84,9 @@ def role_produce(p: dict) -> dict:
     limit = int(p.get("messages", 0) or 0)
     # Connect and learn the topic before the clock starts.
     producer.list_topics(topic, timeout=30)
+    txn_size = int(p.get("txn_size", 0) or 0)
+    if txn_size:
+        return _produce_transactions(producer, topic, partitions, value, seconds, txn_size, errors)
     sent = 0
     t0 = time.monotonic()
     deadline = t0 + seconds if seconds else float("inf")
@@ -116,6 +119,43 @@ def role_produce(p: dict) -> dict:
         "elapsed_s": elapsed,
         "msg_per_s": acked / elapsed,
         "mb_per_s": acked * size / elapsed / 1e6,
+    }
+
+
+def _produce_transactions(
+    producer: Producer, topic: str, partitions: int, value: bytes, seconds: float, txn_size: int, errors: list
+) -> dict:
+    """Transactions of ``txn_size`` messages, each committed before the next begins, for ``seconds``."""
+    producer.init_transactions(30)
+    sent = committed = txns = 0
+    part = 0
+    t0 = time.monotonic()
+    deadline = t0 + seconds
+    while time.monotonic() < deadline:
+        producer.begin_transaction()
+        for _ in range(txn_size):
+            while True:
+                try:
+                    producer.produce(topic, value, partition=part)
+                    break
+                except BufferError:
+                    producer.poll(0.002)
+            sent += 1
+            part = (part + 1) % partitions
+        producer.commit_transaction(60)
+        committed += txn_size
+        txns += 1
+    elapsed = time.monotonic() - t0
+    return {
+        "sent": sent,
+        "acked": committed,
+        "failed": sent - committed,
+        "unflushed": 0,
+        "errors": errors,
+        "elapsed_s": elapsed,
+        "msg_per_s": committed / elapsed,
+        "mb_per_s": committed * len(value) / elapsed / 1e6,
+        "txn_per_s": txns / elapsed,
     }
 
 

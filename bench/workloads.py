@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,7 +271,9 @@ class Context:
 # workloads
 
 
-def _produce(ctx: Context, name: str, *, value_bytes: int, partitions: int, conf: dict) -> dict:
+def _produce(
+    ctx: Context, name: str, *, value_bytes: int, partitions: int, conf: dict, txn_size: int = 0
+) -> dict:
     topic = f"bench-{name}"
     ctx.create_topic(topic, partitions)
     s = ctx.sizes
@@ -284,6 +287,7 @@ def _produce(ctx: Context, name: str, *, value_bytes: int, partitions: int, conf
                 "value_bytes": value_bytes,
                 "seconds": s.produce_s,
                 "conf": conf,
+                "txn_size": txn_size,
             },
             name,
             timeout=s.produce_s + 360,
@@ -292,8 +296,11 @@ def _produce(ctx: Context, name: str, *, value_bytes: int, partitions: int, conf
             raise RuntimeError(
                 f"{r['failed']} failed and {r['unflushed']} unacknowledged messages: {r['errors']}"
             )
+        metrics = {"mb_per_s": r["mb_per_s"], "msg_per_s": r["msg_per_s"]}
+        if txn_size:
+            metrics["txn_per_s"] = r["txn_per_s"]
         return {
-            "metrics": {"mb_per_s": r["mb_per_s"], "msg_per_s": r["msg_per_s"]},
+            "metrics": metrics,
             "details": {"messages": r["acked"], "elapsed_s": round(r["elapsed_s"], 2)},
         }
 
@@ -316,6 +323,12 @@ def produce_1k_acks_all_p1(ctx: Context) -> dict:
 
 def produce_1k_acks_all_p8(ctx: Context) -> dict:
     return _produce(ctx, "produce-1k-all-p8", value_bytes=KIB, partitions=8, conf=IDEMPOTENT_ALL)
+
+
+def produce_1k_txn_100(ctx: Context) -> dict:
+    """The cost of transactions: the 1-partition acks=all workload again, committed every 100 messages."""
+    conf = {**IDEMPOTENT_ALL, "transactional.id": f"bench-txn-{uuid.uuid4().hex[:8]}"}
+    return _produce(ctx, "produce-1k-txn-100", value_bytes=KIB, partitions=1, conf=conf, txn_size=100)
 
 
 def produce_100b_acks1(ctx: Context) -> dict:
@@ -551,6 +564,7 @@ WORKLOADS: dict[str, Callable[[Context], dict] | None] = {
     "startup": None,  # measured while the broker starts (runner)
     "produce_1k_acks_all_p1": produce_1k_acks_all_p1,
     "produce_1k_acks_all_p8": produce_1k_acks_all_p8,
+    "produce_1k_txn_100": produce_1k_txn_100,
     "produce_100b_acks1": produce_100b_acks1,
     "consume_from_start": consume_from_start,
     "e2e_latency": e2e_latency,
