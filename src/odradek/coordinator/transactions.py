@@ -257,17 +257,7 @@ class TransactionCoordinator:
         partitions: Iterable[TopicPartition],
         api_version: int = 0,
     ) -> int:
-        txn = self.txns.get(transactional_id)
-        error = self._check_producer(
-            txn, producer_id, producer_epoch, PRODUCER_FENCED if api_version >= 2 else INVALID_PRODUCER_EPOCH
-        )
-        if error:
-            return error
-        assert txn is not None
-        self._begin(now_ms, txn)
-        txn.partitions.update(partitions)
-        self._changed(txn)
-        return NONE
+        return self._add(now_ms, transactional_id, producer_id, producer_epoch, api_version, partitions, None)
 
     def add_offsets(
         self,
@@ -278,15 +268,28 @@ class TransactionCoordinator:
         group_id: str,
         api_version: int = 0,
     ) -> int:
+        return self._add(now_ms, transactional_id, producer_id, producer_epoch, api_version, (), group_id)
+
+    def _add(
+        self,
+        now_ms: int,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        api_version: int,
+        partitions: Iterable[TopicPartition],
+        group_id: str | None,
+    ) -> int:
         txn = self.txns.get(transactional_id)
-        error = self._check_producer(
-            txn, producer_id, producer_epoch, PRODUCER_FENCED if api_version >= 2 else INVALID_PRODUCER_EPOCH
-        )
+        fenced = PRODUCER_FENCED if api_version >= 2 else INVALID_PRODUCER_EPOCH
+        error = self._check_producer(txn, producer_id, producer_epoch, fenced)
         if error:
             return error
         assert txn is not None
         self._begin(now_ms, txn)
-        txn.groups.add(group_id)
+        txn.partitions.update(partitions)
+        if group_id is not None:
+            txn.groups.add(group_id)
         self._changed(txn)
         return NONE
 

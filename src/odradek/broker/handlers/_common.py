@@ -46,3 +46,10 @@ async def after_persist(groups: Any, records: list[bytes], response: dict[str, A
     """Answer only once the coordinator's journal records are on disk."""
     await groups.persist(records)
     return response
+
+
+async def after_txn_persist(txns: Any, response: dict[str, Any]) -> dict[str, Any]:
+    """Answer once the transaction coordinator's change is on disk (and its timeout scheduled)."""
+    await txns.persist()
+    txns.reschedule()
+    return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import NONE, now_ms
+from ._common import NONE, after_txn_persist, now_ms
 
 
 def handle(ctx: Any, request: Any) -> Any:
@@ -20,10 +20,4 @@ def handle(ctx: Any, request: Any) -> Any:
     response = {"throttle_time": 0, "error_code": error}
     if error != NONE:
         return response
-    return _after_persist(txns, response)
-
-
-async def _after_persist(txns: Any, response: dict[str, Any]) -> dict[str, Any]:
-    await txns.persist()
-    txns.reschedule()
-    return response
+    return after_txn_persist(txns, response)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION, find_partition, now_ms
+from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION, after_txn_persist, find_partition, now_ms
 
 OPERATION_NOT_ATTEMPTED = 55
 
@@ -33,13 +33,7 @@ def handle(ctx: Any, request: Any) -> Any:
     response = _response(topics, {(name, p): error for name, parts in topics for p in parts})
     if error != NONE:
         return response
-    return _after_persist(txns, response)
-
-
-async def _after_persist(txns: Any, response: dict[str, Any]) -> dict[str, Any]:
-    await txns.persist()
-    txns.reschedule()
-    return response
+    return after_txn_persist(txns, response)
 
 
 def _response(topics: list[tuple[str, list[int]]], codes: dict[tuple[str, int], int]) -> dict[str, Any]:

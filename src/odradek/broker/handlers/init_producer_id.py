@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import NONE, log, now_ms
+from ._common import NONE, after_txn_persist, log, now_ms
 
 
 def handle(ctx: Any, request: Any) -> Any:
@@ -25,13 +25,7 @@ def handle(ctx: Any, request: Any) -> Any:
     if result.completion is not None:
         log.info("transactional id %s re-initialised while a transaction was open: aborting it", tid)
         txns.finish_in_background(result.completion)
-    return _after_persist(txns, _response(result.error_code, result.producer_id, result.producer_epoch))
-
-
-async def _after_persist(txns: Any, response: dict[str, Any]) -> dict[str, Any]:
-    await txns.persist()
-    txns.reschedule()
-    return response
+    return after_txn_persist(txns, _response(result.error_code, result.producer_id, result.producer_epoch))
 
 
 def _response(error: int, producer_id: int, epoch: int) -> dict[str, Any]:
