@@ -71,6 +71,13 @@ SPECS: dict[str, BrokerSpec] = {
         "log.flush.interval.ms (1 s)",
         {},
     ),
+    "odradek-uvloop": BrokerSpec(
+        "odradek-uvloop",
+        "odradek",
+        "Odradek on uvloop",
+        "as odradek; event loop uvloop instead of asyncio",
+        {"event.loop": "uvloop"},
+    ),
     "kafka": BrokerSpec(
         "kafka",
         "kafka",

@@ -125,7 +125,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="",
-        help="brokers, comma-separated: odradek, kafka (= both Kafka columns), kafka-default, kafka-flush",
+        help="brokers, comma-separated: odradek, odradek-uvloop (not in the default run), kafka (= both "
+        "Kafka columns), kafka-default, kafka-flush",
     )
     ap.add_argument("--workloads", default="", help=f"comma-separated subset of: {', '.join(WORKLOADS)}")
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON and logs go")
@@ -142,7 +143,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 ap.error(f"--only: unknown broker {item!r}")
             if n not in brokers:
                 brokers.append(n)
-    args.brokers = [b for b in BROKER_ORDER if b in brokers] if brokers else list(BROKER_ORDER)
+    order = [*BROKER_ORDER, *(n for n in SPECS if n not in BROKER_ORDER)]
+    args.brokers = [b for b in order if b in brokers] if brokers else list(BROKER_ORDER)
     wl = [w.strip() for w in args.workloads.split(",") if w.strip()]
     for w in wl:
         if w not in WORKLOADS:
@@ -299,7 +301,9 @@ def _metric(report: dict, broker: str, workload: str, metric: str) -> float | No
 
 
 def render_table(report: dict) -> str:
-    names = [b for b in BROKER_ORDER if b in report["brokers"]]
+    names = [
+        b for b in [*BROKER_ORDER, *(n for n in SPECS if n not in BROKER_ORDER)] if b in report["brokers"]
+    ]
     ratio_cols = []
     if "odradek" in names:
         for k in (LIKE_FOR_LIKE, "kafka"):

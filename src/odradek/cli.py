@@ -65,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:
             print(f"odradek: {e}", file=sys.stderr)
             return 2
+        if config["event.loop"] == "uvloop":
+            try:
+                import uvloop
+            except ImportError:
+                print("odradek: event.loop=uvloop needs: pip install 'odradek[uvloop]'", file=sys.stderr)
+                return 2
+            return uvloop.run(_serve(args.listen, args.data_dir, config))
         return asyncio.run(_serve(args.listen, args.data_dir, config))
     return 2
 

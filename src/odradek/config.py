@@ -30,6 +30,7 @@ _KEYS: tuple[Key, ...] = (
     Key("node.id", int, 1, "Broker id reported in Metadata."),
     Key("cluster.id", str, "odradek-cluster", "Cluster id reported in Metadata and DescribeCluster."),
     Key("num.partitions", int, 1, "Partitions of an auto-created topic."),
+    Key("event.loop", str, "asyncio", "Odradek only: asyncio, or uvloop (pip install 'odradek[uvloop]')."),
     Key(
         "advertised.listeners",
         str,
@@ -291,6 +292,8 @@ class BrokerConfig:
         for name, low in BROKER_AT_LEAST.items():
             if values[name] < low:
                 raise ConfigError(f"{name}: must be at least {low}, got {values[name]}")
+        if values["event.loop"] not in ("asyncio", "uvloop"):
+            raise ConfigError(f"event.loop: expected asyncio or uvloop, got {values['event.loop']!r}")
         if values["log.message.timestamp.type"] not in ("CreateTime", "LogAppendTime"):
             raise ConfigError("log.message.timestamp.type: expected CreateTime or LogAppendTime")
         if values["log.cleanup.policy"] not in ("delete", "compact", "compact,delete", "delete,compact"):
