@@ -1,65 +1,86 @@
-"""Group commit: one fsync pass acknowledges every acks=all request waiting when it started.
+"""Group commit, per file: one fsync acknowledges every request that was waiting for that file.
 
-Appends happen on the event loop (a write to the OS page cache). A request that needs durability adds
-its partitions to the dirty set and waits. At most one flush pass runs at a time, in a worker thread;
-requests that arrive during a pass wait for the next one, which then covers all of them together.
+Appends happen on the event loop (a write to the OS page cache). A request that needs durability waits
+for each log it wrote to. Every log (partition or journal) has its own lane: at most one fsync of it
+runs at a time, in a worker thread, and requests arriving meanwhile are covered together by the next
+one. Lanes of different logs run in parallel, so a large background flush of one partition never holds
+up an acks=all answer on another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
-
-from ..log.partition import PartitionLog
+from typing import Any
 
 log = logging.getLogger("odradek.broker")
 
 
+class _Lane:
+    __slots__ = ("target", "waiters", "dirty", "task")
+
+    def __init__(self, target: Any) -> None:
+        self.target = target  # anything with flush(): a PartitionLog or a Journal
+        self.waiters: list[asyncio.Future[None]] = []
+        self.dirty = False
+        self.task: asyncio.Task[None] | None = None
+
+
 class Flusher:
     def __init__(self) -> None:
-        self._dirty: dict[int, PartitionLog] = {}
-        self._waiters: list[asyncio.Future[None]] = []
-        self._running: asyncio.Task[None] | None = None
+        self._lanes: dict[int, _Lane] = {}
         self.passes = 0
-        self.last_pass_us = 0
 
-    def mark_dirty(self, logs: Iterable[PartitionLog]) -> None:
-        for plog in logs:
-            self._dirty[id(plog)] = plog
+    def _lane(self, target: Any) -> _Lane:
+        lane = self._lanes.get(id(target))
+        if lane is None or lane.target is not target:
+            lane = self._lanes[id(target)] = _Lane(target)
+        return lane
 
-    async def sync(self, logs: Iterable[PartitionLog]) -> None:
-        """Return once everything appended to ``logs`` so far is on disk."""
-        self.mark_dirty(logs)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        if self._running is None:
-            self._running = asyncio.get_running_loop().create_task(self._run())
-        await fut
+    def mark_dirty(self, targets: Iterable[Any]) -> None:
+        """Flush these soon; nobody waits (background durability, journal records nobody awaits)."""
+        for target in targets:
+            lane = self._lane(target)
+            lane.dirty = True
+            self._start(lane)
 
-    async def flush_all(self, logs: Iterable[PartitionLog]) -> None:
-        """Background flush of acks<all data (``log.flush.interval.ms``); nobody waits on it."""
-        self.mark_dirty(logs)
-        if self._dirty and self._running is None:
-            self._running = asyncio.get_running_loop().create_task(self._run())
+    async def sync(self, targets: Iterable[Any]) -> None:
+        """Return once everything written to ``targets`` so far is on disk."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for target in targets:
+            lane = self._lane(target)
+            fut: asyncio.Future[None] = loop.create_future()
+            lane.waiters.append(fut)
+            lane.dirty = True
+            futures.append(fut)
+            self._start(lane)
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def flush_all(self, targets: Iterable[Any]) -> None:
+        self.mark_dirty(targets)
 
     async def drain(self) -> None:
-        while self._running is not None:
-            await asyncio.shield(self._running)
+        while True:
+            running = [lane.task for lane in self._lanes.values() if lane.task is not None]
+            if not running:
+                return
+            await asyncio.gather(*running, return_exceptions=True)
 
-    async def _run(self) -> None:
+    def _start(self, lane: _Lane) -> None:
+        if lane.task is None:
+            lane.task = asyncio.get_running_loop().create_task(self._run(lane))
+
+    async def _run(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while self._dirty or self._waiters:
-                dirty = list(self._dirty.values())
-                waiters = self._waiters
-                self._dirty = {}
-                self._waiters = []
-                started = time.perf_counter()
+            while lane.dirty:
+                waiters, lane.waiters = lane.waiters, []
+                lane.dirty = False
                 try:
-                    # fsyncs of different files proceed in parallel on the device
-                    await asyncio.gather(*(loop.run_in_executor(None, plog.flush) for plog in dirty))
+                    await loop.run_in_executor(None, lane.target.flush)
                 except Exception as e:  # a failed fsync must never be acknowledged
                     log.error("fsync failed, failing %d waiting requests: %s", len(waiters), e)
                     for w in waiters:
@@ -67,9 +88,10 @@ class Flusher:
                             w.set_exception(e)
                     continue
                 self.passes += 1
-                self.last_pass_us = int((time.perf_counter() - started) * 1e6)
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)
         finally:
-            self._running = None
+            lane.task = None
+            if not lane.waiters and not lane.dirty:
+                self._lanes.pop(id(lane.target), None)
