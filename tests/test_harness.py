@@ -14,12 +14,7 @@ import pytest
 from support import deps
 from support.kafka import KafkaBroker, run_kafka_tool
 from support.node import json_lines, run_node
-from support.odradek import OdradekBroker, odradek_cli_available
-
-requires_odradek_cli = pytest.mark.skipif(
-    not odradek_cli_available() and not deps.in_ci(),
-    reason="`python -m odradek.cli serve` is not available yet",
-)
+from support.odradek import OdradekBroker
 
 
 def _confluent_roundtrip(
@@ -201,7 +196,6 @@ def _accepts(bootstrap: str) -> bool:
         return False
 
 
-@requires_odradek_cli
 def test_odradek_start_stop_kill_restart(tmp_path: Path) -> None:
     broker = OdradekBroker(tmp_path / "data")
     with broker:
@@ -226,7 +220,6 @@ def test_odradek_start_stop_kill_restart(tmp_path: Path) -> None:
     assert (tmp_path / "data.log").is_file()
 
 
-@requires_odradek_cli
 def test_odradek_start_failure_reports_stderr(tmp_path: Path) -> None:
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
@@ -241,7 +234,6 @@ def test_odradek_start_failure_reports_stderr(tmp_path: Path) -> None:
         blocker.close()
 
 
-@requires_odradek_cli
 def test_fresh_odradek_fixture_is_private(fresh_odradek: OdradekBroker, odradek_factory) -> None:
     other = odradek_factory()
     assert fresh_odradek.port != other.port
@@ -249,7 +241,6 @@ def test_fresh_odradek_fixture_is_private(fresh_odradek: OdradekBroker, odradek_
     assert _accepts(fresh_odradek.bootstrap) and _accepts(other.bootstrap)
 
 
-@requires_odradek_cli
 def test_broker_target(broker) -> None:
     assert broker.kind in ("odradek", "kafka")
     assert broker.bootstrap.startswith("127.0.0.1:")

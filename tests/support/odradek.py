@@ -13,7 +13,6 @@ The child runs the working tree's code: ``<repo>/src`` is put first on its PYTHO
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import signal
@@ -34,22 +33,6 @@ _READY_RE = re.compile(r"^odradek listening on (?P<host>\S+):(?P<port>\d+) (?P<d
 
 class OdradekStartError(RuntimeError):
     pass
-
-
-@functools.cache
-def odradek_cli_available() -> bool:
-    """True when ``python -m odradek.cli serve --help`` works (the CLI may not be written yet)."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "odradek.cli", "serve", "--help"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=child_env(),
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
