@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,7 +247,3 @@ class BrokerState:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
