@@ -107,6 +107,40 @@ def latest_offset(client: WireClient, topic: str) -> int:
     return p.offset
 
 
+def fetch_one(client: WireClient, topic: str, offset: int) -> object:
+    """One Fetch v12 of partition 0 from ``offset``; returns that partition's response."""
+    resp = client.request(
+        FetchRequest,
+        {
+            "replica_id": -1,
+            "max_wait": datetime.timedelta(milliseconds=10),
+            "min_bytes": 1,
+            "max_bytes": 1 << 20,
+            "isolation_level": 0,
+            "session_id": 0,
+            "session_epoch": -1,
+            "forgotten_topics_data": [],
+            "rack_id": "",
+            "topics": [
+                {
+                    "topic": topic,
+                    "partitions": [
+                        {
+                            "partition": 0,
+                            "current_leader_epoch": -1,
+                            "fetch_offset": offset,
+                            "last_fetched_epoch": -1,
+                            "log_start_offset": -1,
+                            "partition_max_bytes": 1 << 20,
+                        }
+                    ],
+                }
+            ],
+        },
+    )
+    return resp.responses[0].partitions[0]
+
+
 @pytest.fixture
 def topic(broker, unique) -> str:
     name = unique("bad-input")
@@ -178,36 +212,7 @@ def test_produce_to_unknown_partition(broker, topic) -> None:
 
 def test_fetch_unknown_topic(broker, unique) -> None:
     with WireClient(broker.bootstrap) as c:
-        resp = c.request(
-            FetchRequest,
-            {
-                "replica_id": -1,
-                "max_wait": datetime.timedelta(milliseconds=10),
-                "min_bytes": 1,
-                "max_bytes": 1 << 20,
-                "isolation_level": 0,
-                "session_id": 0,
-                "session_epoch": -1,
-                "topics": [
-                    {
-                        "topic": unique("nope"),
-                        "partitions": [
-                            {
-                                "partition": 0,
-                                "current_leader_epoch": -1,
-                                "fetch_offset": 0,
-                                "last_fetched_epoch": -1,
-                                "log_start_offset": -1,
-                                "partition_max_bytes": 1 << 20,
-                            }
-                        ],
-                    }
-                ],
-                "forgotten_topics_data": [],
-                "rack_id": "",
-            },
-        )
-        p = resp.responses[0].partitions[0]
+        p = fetch_one(c, unique("nope"), 0)
         assert p.error_code == UNKNOWN_TOPIC_OR_PARTITION
         assert (p.high_watermark, p.records) == (-1, b"")
 
@@ -229,36 +234,7 @@ def test_metadata_without_auto_create_reports_unknown_topic(broker, unique) -> N
 
 def test_fetch_out_of_range_offset(broker, topic) -> None:
     with WireClient(broker.bootstrap) as c:
-        resp = c.request(
-            FetchRequest,
-            {
-                "replica_id": -1,
-                "max_wait": datetime.timedelta(milliseconds=10),
-                "min_bytes": 1,
-                "max_bytes": 1 << 20,
-                "isolation_level": 0,
-                "session_id": 0,
-                "session_epoch": -1,
-                "topics": [
-                    {
-                        "topic": topic,
-                        "partitions": [
-                            {
-                                "partition": 0,
-                                "current_leader_epoch": -1,
-                                "fetch_offset": 1000,
-                                "last_fetched_epoch": -1,
-                                "log_start_offset": -1,
-                                "partition_max_bytes": 1 << 20,
-                            }
-                        ],
-                    }
-                ],
-                "forgotten_topics_data": [],
-                "rack_id": "",
-            },
-        )
-        p = resp.responses[0].partitions[0]
+        p = fetch_one(c, topic, 1000)
         assert p.error_code == 1  # OFFSET_OUT_OF_RANGE
         assert (p.high_watermark, p.records) == (-1, b"")  # Kafka reports no offsets with the error
 

@@ -27,6 +27,7 @@ from kio.schema.offset_fetch.v7.request import OffsetFetchRequest
 from kio.schema.produce.v9.request import ProduceRequest
 from kio.schema.txn_offset_commit.v3.request import TxnOffsetCommitRequest
 
+from support.kit import admin, create_topic, wait_until  # noqa: F401  (shared; re-exported)
 from wire import WireClient
 
 TIMEOUT_S = 30.0
@@ -50,47 +51,8 @@ READ_UNCOMMITTED = 0
 READ_COMMITTED = 1
 
 
-def wait_until(pred: Callable[[], object], timeout: float, what: str | Callable[[], str], interval=0.05):
-    """Poll ``pred`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            text = what() if callable(what) else what
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for: {text}")
-        time.sleep(interval)
-
-
 # --------------------------------------------------------------------------------------------------
 # Client-level helpers (confluent-kafka)
-
-
-def admin(bootstrap: str):
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-
-
-def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
-    from confluent_kafka.admin import NewTopic
-
-    a = admin(bootstrap)
-    a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(
-        TIMEOUT_S
-    )
-
-    def ready():
-        md = a.list_topics(topic=topic, timeout=5).topics.get(topic)
-        return (
-            md is not None
-            and md.error is None
-            and len(md.partitions) == partitions
-            and all(p.leader >= 0 for p in md.partitions.values())
-        )
-
-    wait_until(ready, TIMEOUT_S, f"topic {topic} with {partitions} partitions")
 
 
 def producer(bootstrap: str, **conf):

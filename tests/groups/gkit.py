@@ -7,10 +7,10 @@ import logging
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
+from support.kit import admin, create_topic, wait_until  # noqa: F401  (shared; re-exported)
 from support.odradek import child_env
 
 HERE = Path(__file__).resolve().parent
@@ -22,45 +22,6 @@ CLASSIC = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
 
 for _name in ("kafka", "aiokafka"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
-
-
-def wait_until(pred: Callable[[], object], timeout: float, what: str | Callable[[], str], interval=0.05):
-    """Poll ``pred`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            text = what() if callable(what) else what
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for: {text}")
-        time.sleep(interval)
-
-
-def admin(bootstrap: str):
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-
-
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    from confluent_kafka.admin import NewTopic
-
-    a = admin(bootstrap)
-    a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(
-        TIMEOUT_S
-    )
-
-    def ready():
-        md = a.list_topics(topic=topic, timeout=5).topics.get(topic)
-        return (
-            md is not None
-            and md.error is None
-            and len(md.partitions) == partitions
-            and all(p.leader >= 0 for p in md.partitions.values())
-        )
-
-    wait_until(ready, TIMEOUT_S, f"topic {topic} with {partitions} partitions")
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[str], partition: int | None = None, partitions=1):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import BrokerConfig, ConfigError
-from ..protocol import codec, fast
+from ..protocol import codec
 from ..protocol.apis import SUPPORTED, ApiKey, is_supported
 from .flusher import Flusher
 from .groups import GroupService
@@ -267,10 +267,7 @@ class _Connection:
         if isinstance(result, bytes):
             return result
         h = ctx.header
-        if h.api_key == ApiKey.FETCH:
-            # Stored batches go to the socket as they were read: no join into one response buffer.
-            return fast.fetch_response(h.api_version, h.correlation_id, result)
-        return codec.encode_response(h.api_key, h.api_version, h.correlation_id, result)
+        return codec.encode_response_parts(h.api_key, h.api_version, h.correlation_id, result)
 
     async def _send_loop(self) -> None:
         while True:

@@ -65,8 +65,9 @@ def topic_name_problem(name: str | None) -> str | None:
 class Topic:
     name: str
     topic_id: uuid.UUID
-    configs: dict[str, Any]
+    configs: dict[str, Any]  # the topic's own overrides (what is stored)
     partitions: list[PartitionLog] = field(default_factory=list)
+    effective: dict[str, Any] = field(default_factory=dict)  # overrides over broker defaults; set on load
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,6 +159,7 @@ class BrokerState:
         )
 
     def _register(self, topic: Topic) -> None:
+        topic.effective = self.effective_configs(topic.configs)  # configs never change after creation
         self.topics[topic.name] = topic
         self.topics_by_id[topic.topic_id] = topic
 

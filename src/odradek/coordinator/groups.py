@@ -122,6 +122,21 @@ class Member:
     sync_reply: SyncReply | None = None
     synced: bool = False  # sent SyncGroup for the current generation (or is not expected to)
 
+    @classmethod
+    def joining(cls, member_id: str, req: JoinRequest, now_ms: int, **extra: Any) -> Member:
+        return cls(
+            member_id,
+            req.group_instance_id,
+            req.client_id,
+            req.client_host,
+            req.session_timeout_ms,
+            req.rebalance_timeout_ms,
+            req.protocol_type,
+            req.protocols,
+            now_ms,
+            **extra,
+        )
+
     def metadata_for(self, protocol: str) -> bytes:
         for name, metadata in self.protocols:
             if name == protocol:
@@ -301,18 +316,7 @@ class GroupCoordinator:
     def _add_member(
         self, now_ms: int, group: Group, member_id: str, req: JoinRequest, reply: JoinReply
     ) -> None:
-        member = Member(
-            member_id,
-            req.group_instance_id,
-            req.client_id,
-            req.client_host,
-            req.session_timeout_ms,
-            req.rebalance_timeout_ms,
-            req.protocol_type,
-            req.protocols,
-            now_ms,
-            join_reply=reply,
-        )
+        member = Member.joining(member_id, req, now_ms, join_reply=reply)
         if not group.members:
             group.protocol_type = req.protocol_type
         group.members[member_id] = member
@@ -334,18 +338,7 @@ class GroupCoordinator:
             old.join_reply(JoinResult(FENCED_INSTANCE_ID, member_id=old_id))
         if old.sync_reply is not None:
             old.sync_reply(SyncResult(FENCED_INSTANCE_ID))
-        member = Member(
-            new_id,
-            req.group_instance_id,
-            req.client_id,
-            req.client_host,
-            req.session_timeout_ms,
-            req.rebalance_timeout_ms,
-            req.protocol_type,
-            req.protocols,
-            now_ms,
-            assignment=old.assignment,
-        )
+        member = Member.joining(new_id, req, now_ms, assignment=old.assignment)
         group.members[new_id] = member
         assert req.group_instance_id is not None
         group.static_members[req.group_instance_id] = new_id

@@ -257,6 +257,15 @@ def encode_response(
     return bytes(frame)
 
 
+def encode_response_parts(
+    api_key: int, api_version: int, correlation_id: int, data: Mapping[str, Any]
+) -> list[bytes | memoryview]:
+    """The response frame as buffers to write in order: Fetch passes stored batches through unjoined."""
+    if api_key == ApiKey.FETCH:
+        return fast.fetch_response(api_version, correlation_id, data)
+    return [encode_response(api_key, api_version, correlation_id, data)]
+
+
 def encode_api_versions_fallback(correlation_id: int) -> bytes:
     """KIP-511: an ApiVersions request at an unknown version gets a v0 body with error 35 and our range."""
     r = SUPPORTED[ApiKey.API_VERSIONS]

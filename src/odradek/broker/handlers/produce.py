@@ -85,7 +85,7 @@ def _append_partition(
         log.info("produce to unknown partition %s-%d from %s", topic, index, ctx.peer)
         return out
     out["log_start_offset"] = plog.log_start_offset
-    configs = broker.state.effective_configs(broker.state.topics[topic].configs)
+    configs = broker.state.topics[topic].effective
     try:
         batches = split_batches(records or b"")
         if len(batches) != 1:
