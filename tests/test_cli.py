@@ -22,8 +22,17 @@ READY = re.compile(r"^odradek listening on (?P<host>\S+):(?P<port>\d+) (?P<data_
 
 
 def serve_argv(data_dir: Path | str, *extra: str, listen: str = "127.0.0.1:0") -> list[str]:
-    return [sys.executable, "-m", "odradek.cli", "serve", "--listen", listen, "--data-dir", str(data_dir),
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "odradek.cli",
+        "serve",
+        "--listen",
+        listen,
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
 
 
 class Serve:
@@ -33,8 +42,9 @@ class Serve:
         self.err_path = cwd / f"serve-{time.monotonic_ns()}.err"
         self._err = open(self.err_path, "wb")
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._err,
-                                     env=child_env(), cwd=cwd)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._err, env=child_env(), cwd=cwd
+        )
         self.lines: list[str] = []
         self.ready_at: float | None = None
         self._first = threading.Event()
@@ -310,8 +320,11 @@ def test_toml_config_file(serve, tmp_path: Path, unique):
 def test_set_overrides_the_config_file(serve, tmp_path: Path, unique):
     conf = tmp_path / "broker.properties"
     conf.write_text("num.partitions=3\nlog.retention.ms=3600000\n")
-    s = serve(serve_argv(tmp_path / "d", "--config", str(conf), "--set", "num.partitions=5",
-                         "--set", "log.roll.ms=60000"))
+    s = serve(
+        serve_argv(
+            tmp_path / "d", "--config", str(conf), "--set", "num.partitions=5", "--set", "log.roll.ms=60000"
+        )
+    )
     got = broker_configs(s.bootstrap)
     assert got["num.partitions"] == "5"
     assert got["log.retention.ms"] == "3600000"  # from the file, not overridden
@@ -348,8 +361,14 @@ def test_bad_value_is_refused(tmp_path: Path, setting: str, needle: str):
 
 @pytest.mark.parametrize(
     "setting",
-    ["num.partitions=0", "num.partitions=-3", "log.segment.bytes=0", "queued.max.requests=0",
-     "message.max.bytes=-1", "socket.request.max.bytes=0"],
+    [
+        "num.partitions=0",
+        "num.partitions=-3",
+        "log.segment.bytes=0",
+        "queued.max.requests=0",
+        "message.max.bytes=-1",
+        "socket.request.max.bytes=0",
+    ],
 )
 def test_out_of_range_value_is_refused(tmp_path: Path, setting: str):
     """Values Kafka's own config validation rejects (each has a lower bound there) must not start a broker
@@ -377,8 +396,10 @@ def test_bad_config_file_is_refused(tmp_path: Path):
 
 
 def test_console_script_and_module_entry_points(tmp_path: Path):
-    for argv in ([sys.executable, "-m", "odradek", "serve", "--help"],
-                 [sys.executable, "-m", "odradek.cli", "serve", "--help"]):
+    for argv in (
+        [sys.executable, "-m", "odradek", "serve", "--help"],
+        [sys.executable, "-m", "odradek.cli", "serve", "--help"],
+    ):
         proc = subprocess.run(argv, capture_output=True, env=child_env(), timeout=30)
         assert proc.returncode == 0, proc.stderr
         assert b"--data-dir" in proc.stdout and b"--listen" in proc.stdout

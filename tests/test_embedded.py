@@ -161,7 +161,7 @@ def test_pytest11_entry_point_is_registered():
     assert eps[0].value == "odradek.testing"
 
 
-INNER_TESTS = '''
+INNER_TESTS = """
 import re
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -189,7 +189,7 @@ def test_round_trip(odradek_broker):
 
 def test_same_broker_for_the_session(odradek_broker):
     assert SEEN == [odradek_broker.bootstrap_servers]
-'''
+"""
 
 
 def test_plugin_fixture_without_a_conftest(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):

@@ -77,8 +77,9 @@ def offsets(bootstrap: str, topic: str, partition: int) -> tuple[int, int]:
         c.close()
 
 
-def read_partition(bootstrap: str, topic: str, partition: int, start: int = 0,
-                   timeout: float = 30.0) -> list[tuple[int, bytes]]:
+def read_partition(
+    bootstrap: str, topic: str, partition: int, start: int = 0, timeout: float = 30.0
+) -> list[tuple[int, bytes]]:
     """Every (offset, value) from ``start`` to the log end offset seen when the read began."""
     c = consumer(bootstrap)
     try:
@@ -107,12 +108,25 @@ def read_partition(bootstrap: str, topic: str, partition: int, start: int = 0,
 
 
 def acks_all_producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
-                     "linger.ms": 50, "max.in.flight.requests.per.connection": 1})
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": False,
+            "linger.ms": 50,
+            "max.in.flight.requests.per.connection": 1,
+        }
+    )
 
 
-def produce_acked(bootstrap: str, topic: str, partition: int, values: list[bytes],
-                  timeout: float = 30.0, producer: Producer | None = None) -> list[int]:
+def produce_acked(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    values: list[bytes],
+    timeout: float = 30.0,
+    producer: Producer | None = None,
+) -> list[int]:
     """Produce with acks=all; return the offsets, in order; fail on any delivery error."""
     p = producer or acks_all_producer(bootstrap)
     got: dict[int, int] = {}
@@ -191,4 +205,4 @@ def flip_byte(path: Path, position: int) -> None:
 def log_since_last_start(log_path: Path) -> str:
     text = log_path.read_text(errors="replace")
     marker = "===== odradek tests: starting"
-    return text[text.rfind(marker):] if marker in text else text
+    return text[text.rfind(marker) :] if marker in text else text

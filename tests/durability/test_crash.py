@@ -37,32 +37,43 @@ class Outcome:
 
     def describe(self) -> str:
         kinds = Counter(self.failed.values()).most_common(4)
-        return (f"{len(self.acked)} acked ({self.acked_at_kill} when killed), {len(self.failed)} failed "
-                f"{kinds}, in {self.seconds:.1f}s")
+        return (
+            f"{len(self.acked)} acked ({self.acked_at_kill} when killed), {len(self.failed)} failed "
+            f"{kinds}, in {self.seconds:.1f}s"
+        )
 
 
-def produce_until_killed(broker, topic: str, seqs: range, partitions: int, kill_at_acks: int,
-                         window: int = 3000, deadline_s: float = 40.0) -> Outcome:
+def produce_until_killed(
+    broker,
+    topic: str,
+    seqs: range,
+    partitions: int,
+    kill_at_acks: int,
+    window: int = 3000,
+    deadline_s: float = 40.0,
+) -> Outcome:
     """Produce ``seqs`` (seq i to partition i % partitions) with acks=all and SIGKILL the broker as soon
     as ``kill_at_acks`` deliveries have been reported; wait until every message has a delivery report.
 
     Until the kill, at most ``window`` messages are outstanding (sent, no report yet): the broker is fast
     enough to ack a whole burst before the first report is polled, and the kill must land while sending
     goes on. After it, the rest is sent at once and fails together after message.timeout.ms."""
-    producer = Producer({
-        "bootstrap.servers": broker.bootstrap,
-        "acks": "all",
-        "enable.idempotence": False,
-        "linger.ms": 2,
-        "message.timeout.ms": 3000,
-        "request.timeout.ms": 2500,
-        "socket.timeout.ms": 2500,
-        "reconnect.backoff.ms": 50,
-        "reconnect.backoff.max.ms": 200,
-        "retry.backoff.ms": 50,
-        "queue.buffering.max.messages": 200000,
-        "log_level": 2,  # no "connection refused" noise while the broker is down
-    })
+    producer = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "acks": "all",
+            "enable.idempotence": False,
+            "linger.ms": 2,
+            "message.timeout.ms": 3000,
+            "request.timeout.ms": 2500,
+            "socket.timeout.ms": 2500,
+            "reconnect.backoff.ms": 50,
+            "reconnect.backoff.max.ms": 200,
+            "retry.backoff.ms": 50,
+            "queue.buffering.max.messages": 200000,
+            "log_level": 2,  # no "connection refused" noise while the broker is down
+        }
+    )
     out = Outcome(sent={p: [] for p in range(partitions)})
     killed = False
 
@@ -108,8 +119,14 @@ def produce_until_killed(broker, topic: str, seqs: range, partitions: int, kill_
     return out
 
 
-def verify_partition(bootstrap: str, topic: str, partition: int, before: list[int], sent: list[int],
-                     acked: dict[int, tuple[int, int]]) -> list[int]:
+def verify_partition(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    before: list[int],
+    sent: list[int],
+    acked: dict[int, tuple[int, int]],
+) -> list[int]:
     """The partition is ``before`` + a prefix of ``sent`` covering every acked seq; returns its seqs."""
     records = read_partition(bootstrap, topic, partition)
     offs = [o for o, _ in records]
@@ -118,13 +135,13 @@ def verify_partition(bootstrap: str, topic: str, partition: int, before: list[in
     assert (start, end) == (0, len(records)), f"partition {partition}: ListOffsets says [{start}, {end})"
     seqs = [check_value(v) for _, v in records]  # intact: checksum and exact bytes
     assert seqs[: len(before)] == before, f"partition {partition}: data from before this crash changed"
-    kept = seqs[len(before):]
+    kept = seqs[len(before) :]
     if kept != sent[: len(kept)]:
         n = min(len(kept), len(sent))
         i = next((i for i in range(n) if kept[i] != sent[i]), n)
         pytest.fail(
             f"partition {partition}: after the crash the log is not a prefix of what was sent: at index "
-            f"{i} it holds {kept[i:i + 3]}, the producer sent {sent[i:i + 3]} "
+            f"{i} it holds {kept[i : i + 3]}, the producer sent {sent[i : i + 3]} "
             f"({len(kept)} kept, {len(sent)} sent)"
         )
     for seq in sent:
@@ -133,14 +150,22 @@ def verify_partition(bootstrap: str, topic: str, partition: int, before: list[in
             assert p == partition
             assert offset < len(seqs), (
                 f"partition {partition}: acknowledged seq {seq} at offset {offset} was lost "
-                f"(log end offset after restart is {len(seqs)})")
+                f"(log end offset after restart is {len(seqs)})"
+            )
             assert seqs[offset] == seq, (
-                f"partition {partition}: offset {offset} holds seq {seqs[offset]}, the ack said {seq}")
+                f"partition {partition}: offset {offset} holds seq {seqs[offset]}, the ack said {seq}"
+            )
     return seqs
 
 
-def produce_after_restart(bootstrap: str, topic: str, partitions: int, logs: dict[int, list[int]],
-                          first_seq: int, per_partition: int) -> int:
+def produce_after_restart(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    logs: dict[int, list[int]],
+    first_seq: int,
+    per_partition: int,
+) -> int:
     """acks=all produce after recovery; offsets must continue at each partition's recovered end."""
     seq = first_seq
     for p in range(partitions):
@@ -149,7 +174,8 @@ def produce_after_restart(bootstrap: str, topic: str, partitions: int, logs: dic
         got = produce_acked(bootstrap, topic, p, [make_value(s) for s in new])
         leo = len(logs[p])
         assert got == list(range(leo, leo + per_partition)), (
-            f"partition {p}: offsets after restart start at {got[0]}, the recovered log ends at {leo}")
+            f"partition {p}: offsets after restart start at {got[0]}, the recovered log ends at {leo}"
+        )
         logs[p] = logs[p] + new
         records = read_partition(bootstrap, topic, p)
         assert [check_value(v) for _, v in records] == logs[p]
@@ -173,8 +199,9 @@ def test_sigkill_mid_produce_loses_nothing_acknowledged(odradek_factory, unique)
     for p in range(partitions):
         assert f"partition {topic}-{p}: unclean shutdown" in log, f"no recovery logged for {topic}-{p}"
 
-    logs = {p: verify_partition(broker.bootstrap, topic, p, [], out.sent[p], out.acked)
-            for p in range(partitions)}
+    logs = {
+        p: verify_partition(broker.bootstrap, topic, p, [], out.sent[p], out.acked) for p in range(partitions)
+    }
     total = sum(len(s) for s in logs.values())
     print(f"after restart: {total} messages on disk, {total - len(out.acked)} of them unacknowledged")
 
@@ -192,15 +219,19 @@ def test_repeated_sigkill_cycles(odradek_factory, unique):
     logs: dict[int, list[int]] = {p: [] for p in range(partitions)}
     seq = 0
     for cycle, fraction in enumerate((0.3, 0.6, 0.15)):
-        out = produce_until_killed(broker, topic, range(seq, seq + per_cycle), partitions,
-                                   kill_at_acks=int(per_cycle * fraction))
+        out = produce_until_killed(
+            broker, topic, range(seq, seq + per_cycle), partitions, kill_at_acks=int(per_cycle * fraction)
+        )
         print(f"cycle {cycle}: {out.describe()}")
         seq += per_cycle
         broker.restart(hard=True)
-        logs = {p: verify_partition(broker.bootstrap, topic, p, logs[p], out.sent[p], out.acked)
-                for p in range(partitions)}
-        seq = produce_after_restart(broker.bootstrap, topic, partitions, logs, first_seq=seq,
-                                    per_partition=50)
+        logs = {
+            p: verify_partition(broker.bootstrap, topic, p, logs[p], out.sent[p], out.acked)
+            for p in range(partitions)
+        }
+        seq = produce_after_restart(
+            broker.bootstrap, topic, partitions, logs, first_seq=seq, per_partition=50
+        )
     # A clean restart at the end changes nothing.
     assert broker.stop() == 0
     broker.start(listen=broker.bootstrap)

@@ -117,7 +117,10 @@ def assert_one_repair(log: str, topic: str, segment: Path, position: int, remove
     assert len(found) == 1, f"expected exactly one repair line, got {[m.group(0) for m in found]}"
     m = found[0]
     assert (m.group("segment"), int(m.group("position")), int(m.group("removed"))) == (
-        segment.name, position, removed)
+        segment.name,
+        position,
+        removed,
+    )
 
 
 STOPS = ["clean", "kill"]
