@@ -7,6 +7,7 @@ CurrentAssignmentBuilder (KIP-848).
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 
@@ -123,6 +124,13 @@ class Harness:
         fenced = self.coordinator.tick(self.now)
         self.check_exclusive()
         return fenced
+
+    def restart(self) -> None:
+        """A broker restart: a new coordinator loads every group from its exported (journalled) form."""
+        saved = [json.loads(json.dumps(self.coordinator.export(g))) for g in self.coordinator.groups.values()]
+        self.coordinator = ConsumerGroupCoordinator(self.coordinator.config)
+        for record in saved:
+            self.coordinator.restore(self.now, record)
 
     def settle(self, rounds: int = 8) -> None:
         for _ in range(rounds):
@@ -514,6 +522,43 @@ def test_server_assignor_choice(assignor: str, expected: dict[str, set[int]] | N
         assert {m: set(c.owned[T]) for m, c in h.clients.items()} == expected
 
 
+# --- restart --------------------------------------------------------------------------------------
+
+
+def test_restart_keeps_members_epochs_and_assignments() -> None:
+    """Kafka keeps a consumer group in __consumer_offsets: after a coordinator restart its members carry
+    on at their epochs, and a member that was revoking still has to revoke."""
+    h = Harness()
+    a, b = h.client("a", instance_id="ia"), h.client("b")
+    h.beat(a)
+    h.beat(b)
+    h.beat(a)  # a is told to give up three partitions and has not yet
+    assert h.group.members["a"].state == MemberState.UNREVOKED_PARTITIONS
+    before = h.coordinator.export(h.group)
+    h.now += 10_000
+    h.restart()
+    assert h.coordinator.export(h.group) == before
+    assert h.group.static_members == {"ia": "a"}
+    assert h.group.members["a"].revocation_deadline_ms == h.now + REBALANCE_MS
+    assert h.group.members["b"].session_deadline_ms == h.now + SESSION_MS
+    epochs = (a.epoch, b.epoch)
+    assert h.beat(b).error_code == NONE and b.epoch == epochs[1]
+    assert h.beat(a).error_code == NONE  # reports the revocation done
+    h.settle()
+    assert h.group.state == "Stable" and h.sizes() == {"a": 3, "b": 3}
+    assert h.coordinator.validate_offset_commit(G, "a", a.epoch) == NONE
+
+
+def test_restart_then_silence_fences_on_the_restarted_session() -> None:
+    h = Harness()
+    a = h.client("a")
+    h.beat(a)
+    h.now += SESSION_MS - 1  # just before the old deadline
+    h.restart()
+    assert h.tick(SESSION_MS - 1) == []  # the session restarted with the load
+    assert h.tick(1) == [(G, "a")]
+
+
 # --- property: never two owners -------------------------------------------------------------------
 
 SLOTS = ["m1", "m2", "m3", "m4"]
@@ -524,6 +569,7 @@ _op = st.one_of(
     st.tuples(st.just("tick"), st.integers(1, 50_000), st.booleans()),
     st.tuples(st.just("resubscribe"), st.sampled_from(SLOTS), st.booleans()),
     st.tuples(st.just("grow"), st.integers(1, 3), st.booleans()),
+    st.tuples(st.just("restart"), st.just(0), st.booleans()),
 )
 
 
@@ -566,6 +612,8 @@ def _run_ops(
         elif kind == "resubscribe":
             assert c is not None
             c.topics = ("t",) if flag else ("t", "t2")
+        elif kind == "restart":
+            h.restart()
         elif kind == "grow":
             tid, n = cluster.topics["t"]
             cluster.topics["t"] = (tid, min(n + int(arg), 12))  # type: ignore[call-overload]

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _group_record(exported: dict[str, Any]) -> bytes:
-    return json.dumps({"t": "group", **exported}, separators=(",", ":")).encode()
+def _group_record(exported: dict[str, Any], kind: str = "group") -> bytes:
+    """A journal record of a group's state: kind "group" for classic groups, "cgroup" for KIP-848 ones."""
+    return json.dumps({"t": kind, **exported}, separators=(",", ":")).encode()
 
 
 class GroupService:
@@ -59,14 +60,19 @@ class GroupService:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        # KIP-848 group id -> its last journalled record, so only changes are written.
+        self._consumer_saved: dict[str, bytes] = {}
 
     def open(self) -> None:
         offsets = []
         groups: dict[str, dict[str, Any]] = {}
+        consumer_groups: dict[str, dict[str, Any]] = {}
         for raw in self.journal.open():
             record = json.loads(raw)
             if record["t"] == "group":
                 groups[record["g"]] = record
+            elif record["t"] == "cgroup":
+                consumer_groups[record["g"]] = record
             else:
                 offsets.append(raw)
         self.offsets.replay(offsets)
@@ -74,13 +80,18 @@ class GroupService:
         for record in groups.values():
             if not record.get("deleted"):
                 self.coordinator.restore(now, record)
+        for record in consumer_groups.values():
+            if not record.get("deleted"):
+                group = self.consumer.restore(now, record)
+                self._consumer_saved[group.group_id] = _group_record(self.consumer.export(group), "cgroup")
         # Groups with committed offsets exist (Empty) after a restart, as Kafka's do.
         for group_id in self.offsets.groups:
-            if group_id not in self.coordinator.groups:
+            if group_id not in self.coordinator.groups and group_id not in self.consumer.groups:
                 self.coordinator.get_or_create(group_id).empty_since_ms = now
         log.info(
-            "restored %d groups and the committed offsets of %d",
+            "restored %d classic groups, %d consumer groups and the committed offsets of %d",
             len(self.coordinator.groups),
+            len(self.consumer.groups),
             len(self.offsets.groups),
         )
 
@@ -99,6 +110,28 @@ class GroupService:
     def group_deleted(self, group_id: str) -> None:
         self.journal.append([_group_record({"g": group_id, "deleted": True})])
         self.flusher.mark_dirty([self.journal])
+
+    def consumer_changed(self, group_ids: Iterable[str]) -> None:
+        """Journal the KIP-848 groups whose state changed (or that are gone) with the next group commit."""
+        records = []
+        for group_id in group_ids:
+            group = self.consumer.groups.get(group_id)
+            if group is None:
+                if self._consumer_saved.pop(group_id, None) is not None:
+                    records.append(_group_record({"g": group_id, "deleted": True}, "cgroup"))
+                continue
+            record = _group_record(self.consumer.export(group), "cgroup")
+            if self._consumer_saved.get(group_id) != record:
+                self._consumer_saved[group_id] = record
+                records.append(record)
+        if records:
+            self.journal.append(records)
+            self.flusher.mark_dirty([self.journal])
+
+    def consumer_heartbeat(self, *args: Any) -> Any:
+        result = self.run(self.consumer.heartbeat, *args)
+        self.consumer_changed([args[0].group_id])
+        return result
 
     # --- bridging callbacks to futures ------------------------------------------------------------
 
@@ -137,10 +170,12 @@ class GroupService:
         self._timer_at = None
         now = now_ms()
         self.coordinator.tick(now)
-        for group_id, member_id in self.consumer.tick(now):
+        fenced = self.consumer.tick(now)
+        for group_id, member_id in fenced:
             log.info(
                 "consumer group %s: member %s fenced (session or rebalance timeout)", group_id, member_id
             )
+        self.consumer_changed({group_id for group_id, _ in fenced})
         self.reschedule()
 
     def kind(self, group_id: str) -> str | None:
@@ -178,11 +213,15 @@ class GroupService:
             self.journal.append(records)
             log.info("expired committed offsets: %d journal records", len(records))
         if self.journal.size_bytes > COMPACT_MIN_BYTES:
-            live = self.offsets.snapshot() + [
-                _group_record(e)
-                for g in self.coordinator.groups.values()
-                if (e := self.coordinator.export(g)) is not None
-            ]
+            live = (
+                self.offsets.snapshot()
+                + [
+                    _group_record(e)
+                    for g in self.coordinator.groups.values()
+                    if (e := self.coordinator.export(g)) is not None
+                ]
+                + list(self._consumer_saved.values())
+            )
             if sum(len(r) + 8 for r in live) * 2 < self.journal.size_bytes:
                 self.journal.rewrite(live)
                 log.info("compacted the offsets journal to %d bytes", self.journal.size_bytes)

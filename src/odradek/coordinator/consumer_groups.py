@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from .assignors import ASSIGNORS, DEFAULT_ASSIGNOR
 
@@ -472,6 +473,86 @@ class ConsumerGroupCoordinator:
             return False
         del self.groups[group_id]
         return True
+
+    # --- restart ----------------------------------------------------------------------------------
+
+    def export(self, group: ConsumerGroup) -> dict[str, Any]:
+        """What survives a restart, as Kafka keeps it in __consumer_offsets: the group epoch, target
+        assignment, subscribed topics' partition counts and every member's metadata, epoch, reconciliation
+        state and current assignment. Deadlines are not kept: sessions start again when the group loads."""
+        return {
+            "g": group.group_id,
+            "epoch": group.group_epoch,
+            "aepoch": group.assignment_epoch,
+            "assignor": group.assignor_name,
+            "counts": {str(t): n for t, n in group.partition_counts.items()},
+            "target": {mid: _export_partitions(p) for mid, p in group.target.items()},
+            "members": [
+                {
+                    "id": m.member_id,
+                    "iid": m.instance_id,
+                    "rack": m.rack_id,
+                    "cid": m.client_id,
+                    "host": m.client_host,
+                    "rt": m.rebalance_timeout_ms,
+                    "topics": list(m.subscribed_topic_names),
+                    "regex": m.subscribed_topic_regex,
+                    "sa": m.server_assignor,
+                    "epoch": m.member_epoch,
+                    "prev": m.previous_member_epoch,
+                    "state": m.state.value,
+                    "asg": _export_partitions(m.assigned),
+                    "revoking": _export_partitions(m.pending_revocation),
+                }
+                for m in group.members.values()
+            ],
+        }
+
+    def restore(self, now_ms: int, record: dict[str, Any]) -> ConsumerGroup:
+        """Load an exported group. Every member's session starts again now, and a member that was still
+        revoking gets its rebalance timeout again, as when a coordinator loads a group."""
+        group = ConsumerGroup(
+            record["g"],
+            group_epoch=record["epoch"],
+            assignment_epoch=record["aepoch"],
+            target={mid: _restore_partitions(p) for mid, p in record["target"].items()},
+            partition_counts={uuid.UUID(t): n for t, n in record["counts"].items()},
+            assignor_name=record["assignor"],
+        )
+        for m in record["members"]:
+            state = MemberState(m["state"])
+            revoking = state == MemberState.UNREVOKED_PARTITIONS
+            member = ConsumerMember(
+                member_id=m["id"],
+                instance_id=m["iid"],
+                rack_id=m["rack"],
+                client_id=m["cid"],
+                client_host=m["host"],
+                rebalance_timeout_ms=m["rt"],
+                subscribed_topic_names=tuple(m["topics"]),
+                server_assignor=m["sa"],
+                subscribed_topic_regex=m["regex"],
+                member_epoch=m["epoch"],
+                previous_member_epoch=m["prev"],
+                state=state,
+                assigned=_restore_partitions(m["asg"]),
+                pending_revocation=_restore_partitions(m["revoking"]),
+                session_deadline_ms=now_ms + self.config.session_timeout_ms,
+                revocation_deadline_ms=now_ms + m["rt"] if revoking else None,
+            )
+            group.members[member.member_id] = member
+            if member.instance_id is not None:
+                group.static_members[member.instance_id] = member.member_id
+        self.groups[group.group_id] = group
+        return group
+
+
+def _export_partitions(partitions: Partitions) -> dict[str, list[int]]:
+    return {str(t): sorted(p) for t, p in partitions.items()}
+
+
+def _restore_partitions(exported: dict[str, list[int]]) -> Partitions:
+    return {uuid.UUID(t): frozenset(p) for t, p in exported.items()}
 
 
 def _owns_any(owned: Partitions | None, partitions: Partitions, unknown_means_owned: bool = True) -> bool:

@@ -19,6 +19,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         if classic.members:
             return _error(GROUP_ID_NOT_FOUND, f"Group {request.group_id} is not a consumer group.")
         groups.coordinator.groups.pop(request.group_id, None)  # an Empty classic group converts
+        groups.group_deleted(request.group_id)
     member_id = request.member_id
     if not member_id and ctx.api_version == 0 and request.member_epoch == 0:
         member_id = str(uuid.uuid4())  # v0: the coordinator names new members
@@ -49,7 +50,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         topic = state.topics.get(name)
         return (topic.topic_id, len(topic.partitions)) if topic is not None else None
 
-    r = groups.run(groups.consumer.heartbeat, req, resolve, lambda: list(state.topics))
+    r = groups.consumer_heartbeat(req, resolve, lambda: list(state.topics))
     if r.error_code:
         log.info(
             "consumer group %s: heartbeat from %s refused (error %d): %s",

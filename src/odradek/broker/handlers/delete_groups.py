@@ -15,6 +15,7 @@ def handle(ctx: Any, request: Any) -> Any:
     for group_id in request.groups_names:
         if groups.kind(group_id) == "consumer":
             code = NONE if groups.consumer.delete(group_id) else NON_EMPTY_GROUP
+            groups.consumer_changed([group_id])
         else:
             code = groups.coordinator.delete(group_id)
             if code == NONE:

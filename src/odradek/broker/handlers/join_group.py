@@ -13,7 +13,8 @@ def handle(ctx: Any, request: Any) -> Any:
     if modern is not None:
         if modern.members:  # a KIP-848 group in use cannot take classic members
             return _respond_now(JoinResult(INCONSISTENT_GROUP_PROTOCOL, member_id=request.member_id))
-        groups.consumer.groups.pop(request.group_id)
+        groups.consumer.groups.pop(request.group_id)  # an Empty consumer group converts
+        groups.consumer_changed([request.group_id])
     rebalance_ms = (
         int(request.rebalance_timeout.total_seconds() * 1000) if hasattr(request, "rebalance_timeout") else -1
     )
