@@ -10,7 +10,14 @@ from pathlib import Path
 from crc32c import crc32c
 
 from odradek.log import LogConfig, PartitionLog
-from odradek.protocol.records import LOG_OVERHEAD, peek_offset_and_size, read_header, validate_stored_batch
+from odradek.protocol.records import (
+    LOG_OVERHEAD,
+    peek_offset_and_size,
+    read_header,
+    set_base_offset,
+    set_leader_epoch,
+    validate_stored_batch,
+)
 
 _AFTER_CRC = struct.Struct(">hiqqqhii")
 _BEFORE_CRC = struct.Struct(">qiibI")
@@ -86,14 +93,23 @@ def open_log(path: Path, config: LogConfig = SMALL, now_ms: int = 0) -> Partitio
 def append_n(
     log: PartitionLog, count: int, *, records: int = 2, size: int = 20, start_ts: int = 1_000, now_ms: int = 0
 ) -> list[bytes]:
-    """Append ``count`` batches; returns each as stored (append patches the bytearray in place)."""
+    """Append ``count`` batches; returns each as it should be stored: the batch as given, with the base
+    offset and leader epoch set (append leaves the caller's buffer alone)."""
     stored = []
     for i in range(count):
         n = log.log_end_offset
         batch = make_batch([value_of(n + r, size) for r in range(records)], base_timestamp=start_ts + 10 * i)
         log.append(batch, leader_epoch=3, now_ms=now_ms)
-        stored.append(bytes(batch))
+        stored.append(as_stored(batch, n, 3))
     return stored
+
+
+def as_stored(batch: bytes | bytearray, base_offset: int, leader_epoch: int) -> bytes:
+    """A batch as the log stores it: base offset and partition leader epoch set, nothing else changed."""
+    stored = bytearray(batch)
+    set_base_offset(stored, base_offset)
+    set_leader_epoch(stored, leader_epoch)
+    return bytes(stored)
 
 
 def read_all(log: PartitionLog) -> list[bytes]:

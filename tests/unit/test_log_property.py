@@ -19,7 +19,17 @@ from hypothesis import strategies as st
 from odradek.log import PartitionLog
 from odradek.protocol.records import read_header
 
-from .batches import SMALL, batch_positions, crash, make_batch, open_log, read_all, segment_files, value_of
+from .batches import (
+    SMALL,
+    as_stored,
+    batch_positions,
+    crash,
+    make_batch,
+    open_log,
+    read_all,
+    segment_files,
+    value_of,
+)
 
 CONFIG = replace(SMALL, segment_bytes=700, segment_ms=1_000, index_interval_bytes=100)
 
@@ -74,7 +84,7 @@ def test_flushed_data_survives_crashes(steps: list[tuple]) -> None:
                     n = log.log_end_offset
                     batch = make_batch([value_of(n + r, size) for r in range(records)], base_timestamp=now_ms)
                     log.append(batch, leader_epoch=1, now_ms=now_ms)
-                    model.append(bytes(batch))
+                    model.append(as_stored(batch, n, 1))
             elif step[0] == "flush":
                 assert log.flush() == log.log_end_offset
             elif step[0] == "age_roll":

@@ -47,6 +47,8 @@ _INT32_MAX = 2**31 - 1
 _LOG_SUFFIX = ".log"
 _INDEX_SUFFIXES = (".index", ".timeindex")
 _BASE = attrgetter("base_offset")
+# Base offset (0-8), batch length (8-12) and partition leader epoch (12-16): the bytes patched on append.
+_PATCHED_HEAD = 16
 _LENGTH = struct.Struct(">i")
 _TAIL_FIELDS = struct.Struct(">hiqq")  # attributes, lastOffsetDelta, baseTimestamp, maxTimestamp @21
 _I16 = struct.Struct(">h")
@@ -328,17 +330,19 @@ class PartitionLog:
     def append(
         self, batch: bytearray | memoryview, *, leader_epoch: int, now_ms: int, log_append_time: bool = False
     ) -> AppendResult:
-        """Assign offsets and write one validated batch to the OS (no fsync; see flush())."""
+        """Assign offsets and write one validated batch to the OS (no fsync; see flush()).
+
+        The caller's buffer is not modified: the base offset and leader epoch (outside the CRC) go into a
+        copy of the first bytes, written together with the rest of the batch as it came."""
         view = memoryview(batch)
-        if view.readonly:
-            view = memoryview(bytearray(view))
         size = view.nbytes
         if size < HEADER_SIZE or _LENGTH.unpack_from(view, 8)[0] + LOG_OVERHEAD != size:
             raise ValueError(f"append needs exactly one whole record batch; got {size} bytes")
         attributes, delta, _, max_ts = _TAIL_FIELDS.unpack_from(view, 21)
         if delta < 0:
             raise ValueError(f"record batch has negative lastOffsetDelta {delta}")
-        if log_append_time:
+        if log_append_time:  # the header and CRC change: the batch is rewritten from a private copy
+            view = memoryview(bytearray(view))
             _I16.pack_into(view, 21, attributes | ATTR_LOG_APPEND_TIME)
             _I64.pack_into(view, 35, now_ms)
             _U32.pack_into(view, 17, crc32c(view[CRC_START:]))
@@ -353,9 +357,11 @@ class PartitionLog:
                 seg.create_files()
                 self._dir_dirty = True
             base = self.log_end_offset
-            set_base_offset(view, base)
-            set_leader_epoch(view, leader_epoch)
-            seg.append(view, base, base + delta, max_ts, self.config.index_interval_bytes)
+            head = bytearray(view[:_PATCHED_HEAD])
+            set_base_offset(head, base)
+            set_leader_epoch(head, leader_epoch)
+            parts = (head, view[_PATCHED_HEAD:])
+            seg.append(parts, base, base + delta, max_ts, self.config.index_interval_bytes)
             if seg.roll_base_ms is None:
                 seg.roll_base_ms = now_ms
             self.size_bytes += size

@@ -8,7 +8,7 @@ recovery runs (in C, via crc32c).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from odradek.log.index import OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES, OffsetIndex, TimeIndex
@@ -116,19 +116,28 @@ class Segment:
     # -- appending ---------------------------------------------------------------------------------
 
     def append(
-        self, view: memoryview, base_offset: int, last_offset: int, max_ts: int, interval: int
+        self,
+        parts: Sequence[bytes | bytearray | memoryview],
+        base_offset: int,
+        last_offset: int,
+        max_ts: int,
+        interval: int,
     ) -> None:
-        """Write one batch at the end. A failed write is cut back so positions stay exact."""
+        """Write one batch, given as consecutive buffers, at the end. A failed write is cut back so
+        positions stay exact."""
         fd = self.fd_open()
         position = self.size
+        size = sum(memoryview(p).nbytes for p in parts)
         try:
-            written = os.write(fd, view)
-            while written < len(view):
-                written += os.write(fd, view[written:])
+            written = os.writev(fd, parts)
+            if written < size:  # a short write (rare on a regular file): finish from one buffer
+                rest = memoryview(b"".join(parts))
+                while written < size:
+                    written += os.write(fd, rest[written:])
         except BaseException:
             os.ftruncate(fd, position)
             raise
-        self._account(position, base_offset, last_offset, max_ts, len(view), interval)
+        self._account(position, base_offset, last_offset, max_ts, size, interval)
 
     def _account(
         self, position: int, base_offset: int, last_offset: int, max_ts: int, size: int, interval: int

@@ -54,21 +54,34 @@ class FrameReader:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
-        frames: list[bytes] = []
+        """The whole frames completed by ``data``, each copied once out of the stream."""
         buf = self._buf
-        pos = 0
-        while len(buf) - pos >= 4:
-            (size,) = _I32.unpack_from(buf, pos)
-            if size < 0 or size > self.max_frame_bytes:
-                raise FrameTooLarge(f"request size {size} is outside 0..{self.max_frame_bytes}")
-            if len(buf) - pos - 4 < size:
-                break
-            frames.append(bytes(buf[pos + 4 : pos + 4 + size]))
-            pos += 4 + size
+        if not buf:
+            # Nothing buffered: frames come straight out of ``data``; only a partial tail is kept.
+            frames, pos = self._split(data)
+            if pos < len(data):
+                buf += memoryview(data)[pos:]
+            return frames
+        buf += data
+        with memoryview(buf) as view:
+            frames, pos = self._split(view)
         if pos:
             del buf[:pos]
         return frames
+
+    def _split(self, data: bytes | memoryview) -> tuple[list[bytes], int]:
+        frames: list[bytes] = []
+        pos = 0
+        end = len(data)
+        while end - pos >= 4:
+            (size,) = _I32.unpack_from(data, pos)
+            if size < 0 or size > self.max_frame_bytes:
+                raise FrameTooLarge(f"request size {size} is outside 0..{self.max_frame_bytes}")
+            if end - pos - 4 < size:
+                break
+            frames.append(bytes(data[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        return frames, pos
 
     @property
     def buffered_bytes(self) -> int:

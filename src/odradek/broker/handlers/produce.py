@@ -109,7 +109,7 @@ def _append_partition(
         return out
     try:
         result = plog.append_producer_batch(
-            bytearray(batch), header, leader_epoch=LEADER_EPOCH, now_ms=now, log_append_time=log_append_time
+            batch, header, leader_epoch=LEADER_EPOCH, now_ms=now, log_append_time=log_append_time
         )
     except ProducerStateError as e:
         out["error_code"] = e.error_code
