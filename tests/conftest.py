@@ -191,6 +191,14 @@ def broker(request: pytest.FixtureRequest) -> Target:
     return Target(kind=request.param, bootstrap=process.bootstrap, process=process)
 
 
+@pytest.fixture(params=["odradek", "kafka"])
+def private_broker(request: pytest.FixtureRequest) -> OdradekBroker | KafkaBroker:
+    """A fresh broker of each kind, the test's own (to kill and restart): ids end in [odradek] / [kafka]."""
+    if request.param == "odradek":
+        return request.getfixturevalue("odradek_factory")()
+    return request.getfixturevalue("kafka_factory")()
+
+
 # --------------------------------------------------------------------------------------------------
 # Names
 

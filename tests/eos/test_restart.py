@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import datetime
 
-import pytest
 from eoskit import NONE, Wire, create_topic, wait_until
 from kio.schema.heartbeat.v3.request import HeartbeatRequest
 from kio.schema.join_group.v5.request import JoinGroupRequest
 from kio.schema.sync_group.v3.request import SyncGroupRequest
 
 SESSION_MS = 30_000
-
-
-@pytest.fixture(params=["odradek", "kafka"])
-def private_broker(request, odradek_factory):
-    if request.param == "odradek":
-        return odradek_factory()
-    return request.getfixturevalue("kafka_factory")()
 
 
 def _join(w: Wire, group: str) -> tuple[str, int]:

@@ -12,7 +12,6 @@ import datetime
 import time
 import uuid
 
-import pytest
 from gkit import create_topic
 from kio.schema.consumer_group_describe.v0.request import ConsumerGroupDescribeRequest
 from kio.schema.consumer_group_heartbeat.v1.request import ConsumerGroupHeartbeatRequest
@@ -24,13 +23,6 @@ from wire import WireClient
 NONE = 0
 COORDINATOR_LOADING = (14, 15, 16)  # loading, not available, not coordinator: a client retries these
 PARTITIONS = 3
-
-
-@pytest.fixture(params=["odradek", "kafka"])
-def private_broker(request, odradek_factory):
-    if request.param == "odradek":
-        return odradek_factory()
-    return request.getfixturevalue("kafka_factory")()
 
 
 def _heartbeat(c: WireClient, group: str, member: str, epoch: int, topic: str, owned) -> object:
