@@ -26,7 +26,7 @@ from kio.schema.response_header.v1.header import ResponseHeader as ResponseHeade
 from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import DecodeError
 
-from . import fast
+from . import fast, guard
 from .apis import SUPPORTED, ApiKey
 
 _FIXED_HEADER = struct.Struct(">hhi")  # api key, api version, correlation id
@@ -181,9 +181,12 @@ def decode_request(header: RequestHeader, frame: bytes) -> Any:
     """The kio request entity for the frame's body; ProtocolError if it does not parse."""
     if header.api_key == ApiKey.PRODUCE and header.api_version < 3:
         return decode_old_produce(header.api_version, frame, header.body_offset)
+    cls = _request_class(header.api_key, header.api_version)
     try:
-        entity, _ = _reader(_request_class(header.api_key, header.api_version))(frame, header.body_offset)
-    except (DecodeError, ValueError, TypeError, IndexError, UnicodeDecodeError) as e:
+        # Lengths are checked first: kio's reader would try to allocate whatever a length claims.
+        guard.check(cls, frame, header.body_offset)
+        entity, _ = _reader(cls)(frame, header.body_offset)
+    except (DecodeError, ValueError, TypeError, IndexError, UnicodeDecodeError, OverflowError, KeyError) as e:
         raise ProtocolError(
             f"cannot parse api_key={header.api_key} v{header.api_version} body: {type(e).__name__}: {e}"
         ) from None
