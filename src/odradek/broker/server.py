@@ -32,6 +32,8 @@ from .waiters import AppendWaiters
 log = logging.getLogger("odradek.broker")
 
 READ_CHUNK_BYTES = 256 * 1024
+# Responses a connection may have encoded but not yet written before its next request waits.
+UNSENT_LIMIT_BYTES = 16 * 1024 * 1024
 SHUTDOWN_GRACE_S = 10.0
 
 
@@ -183,6 +185,16 @@ class Broker:
 
 
 class _Connection:
+    """One client connection: requests are read and handled in order, responses written in order.
+
+    Requests are pipelined (a client may have many in flight), but response memory is bounded as if
+    they were not: no request is read while the responses waiting to be written exceed
+    ``UNSENT_LIMIT_BYTES``, and a Fetch is not handled while an earlier Fetch response on the same
+    connection is still unwritten (clients fetch one request at a time per broker). A client that never
+    reads its responses therefore costs at most about one Fetch response plus the limit, as a Kafka
+    connection, which handles one request at a time, costs one response.
+    """
+
     def __init__(
         self,
         broker: Broker,
@@ -202,6 +214,10 @@ class _Connection:
         # Responses in request order; bounded by queued.max.requests so a client that never reads
         # its responses stops being read from instead of growing the broker's memory.
         self.pending: asyncio.Queue[Any] = asyncio.Queue(maxsize=broker.config["queued.max.requests"])
+        self.unsent_bytes = 0  # responses encoded but not yet handed to the socket
+        self.unsent_fetches = 0  # Fetch requests handled (or long-polling) whose response is unwritten
+        self._room = asyncio.Event()
+        self._closed = False
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop())
@@ -237,13 +253,25 @@ class _Connection:
             if not data:
                 return
             for frame in self.frames.feed(data):
+                if not await self._wait_for_room(frame):
+                    return
                 await self._dispatch(frame)
+
+    async def _wait_for_room(self, frame: bytes) -> bool:
+        """Hold the next request while unwritten responses are over their bound; False once closed."""
+        is_fetch = codec.read_fixed_header(frame)[0] == ApiKey.FETCH
+        while not self._closed and (
+            self.unsent_bytes > UNSENT_LIMIT_BYTES or (is_fetch and self.unsent_fetches)
+        ):
+            self._room.clear()
+            await self._room.wait()
+        return not self._closed
 
     async def _dispatch(self, frame: bytes) -> None:
         api_key, api_version, correlation_id = codec.read_fixed_header(frame)
         if not is_supported(api_key, api_version):
             if api_key == ApiKey.API_VERSIONS:
-                await self.pending.put(codec.encode_api_versions_fallback(correlation_id))
+                await self._queue(False, codec.encode_api_versions_fallback(correlation_id))
                 return
             name = ApiKey(api_key).name if api_key in SUPPORTED else f"unknown api key {api_key}"
             raise CloseConnection(
@@ -252,15 +280,33 @@ class _Connection:
         header = codec.parse_header(frame)
         request = codec.decode_request(header, frame)
         ctx = RequestContext(self.broker, header, self.host, self.port, self.peer)
-        result = HANDLERS[api_key](ctx, request)
+        is_fetch = api_key == ApiKey.FETCH
+        if is_fetch:
+            self.unsent_fetches += 1
+        try:
+            result = HANDLERS[api_key](ctx, request)
+        except BaseException:
+            if is_fetch:
+                self.unsent_fetches -= 1
+            raise
         if inspect.isawaitable(result):
-            await self.pending.put(asyncio.ensure_future(self._complete(ctx, result)))
+            await self.pending.put((is_fetch, asyncio.ensure_future(self._complete(ctx, result))))
         elif result is not None:
-            await self.pending.put(self._encode(ctx, result))
+            await self._queue(is_fetch, self._encode(ctx, result))
+        elif is_fetch:
+            self.unsent_fetches -= 1
 
-    async def _complete(self, ctx: RequestContext, pending: Awaitable[Any]) -> bytes | None:
+    async def _queue(self, is_fetch: bool, response: bytes | list[bytes | memoryview]) -> None:
+        self.unsent_bytes += _size(response)
+        await self.pending.put((is_fetch, response))
+
+    async def _complete(self, ctx: RequestContext, pending: Awaitable[Any]) -> Any:
         result = await pending
-        return None if result is None else self._encode(ctx, result)
+        if result is None:
+            return None
+        response = self._encode(ctx, result)
+        self.unsent_bytes += _size(response)
+        return response
 
     @staticmethod
     def _encode(ctx: RequestContext, result: Any) -> bytes | list[bytes | memoryview]:
@@ -270,14 +316,22 @@ class _Connection:
         return codec.encode_response_parts(h.api_key, h.api_version, h.correlation_id, result)
 
     async def _send_loop(self) -> None:
+        try:
+            await self._send_responses()
+        finally:
+            self._closed = True
+            self._room.set()
+
+    async def _send_responses(self) -> None:
         while True:
             item = await self.pending.get()
             if item is _CLOSE:
                 await self.writer.drain()
                 return
-            if isinstance(item, asyncio.Future):
+            is_fetch, response = item
+            if isinstance(response, asyncio.Future):
                 try:
-                    item = await item
+                    response = await response
                 except CloseConnection as e:
                     log.warning("closing connection from %s: %s", self.peer, e)
                     self.writer.close()
@@ -286,13 +340,24 @@ class _Connection:
                     log.exception("closing connection from %s after an internal error", self.peer)
                     self.writer.close()
                     return
-            if isinstance(item, list):
-                for part in item:
-                    self.writer.write(part)
-            elif item is not None:
-                self.writer.write(item)
-            if self.pending.empty():
+            if response is not None:
+                if isinstance(response, list):
+                    for part in response:
+                        self.writer.write(part)
+                else:
+                    self.writer.write(response)
+                # Waits only while the socket's buffer is over its high-water mark (a slow reader).
                 await self.writer.drain()
+                self.unsent_bytes -= _size(response)
+            if is_fetch:
+                self.unsent_fetches -= 1
+            self._room.set()
+
+
+def _size(response: bytes | list[bytes | memoryview]) -> int:
+    if isinstance(response, list):
+        return sum(memoryview(part).nbytes for part in response)
+    return len(response)
 
 
 _CLOSE = object()
