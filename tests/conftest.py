@@ -11,8 +11,9 @@ Fixtures (see each docstring):
 * ``broker`` (session, params ``odradek`` / ``kafka``)  a :class:`Target` for differential tests
 * ``unique`` / ``topic_name`` / ``group_name`` (function)  names unique to the test
 * ``kafkajs`` (session)            ``tests/node`` with node_modules installed (``support.node.run_node``)
+* ``franz`` (session)              the franz-go client built from ``tests/go`` (``support.golang.run_franz``)
 
-Missing java / mvn / node / npm / Kafka jars: dependent tests SKIP with a ``MISSING DEPENDENCY`` reason,
+Missing java / mvn / node / npm / go / Kafka jars: dependent tests SKIP with a ``MISSING DEPENDENCY`` reason,
 or FAIL when CI=true (``support.deps``).
 """
 
@@ -31,6 +32,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import support` under any rootdir/import mode
 
 from support.deps import MissingDependency, in_ci, missing_dependency  # noqa: E402
+from support.golang import ensure_franz  # noqa: E402
 from support.kafka import KafkaBroker, ensure_kafka_jars, find_java  # noqa: E402
 from support.net import tail  # noqa: E402
 from support.node import ensure_node_modules  # noqa: E402
@@ -243,6 +245,15 @@ def kafkajs() -> Path:
         return ensure_node_modules()
     except MissingDependency as e:
         missing_dependency(str(e), "install Node.js 18+ and npm, or run scripts/test")
+
+
+@pytest.fixture(scope="session")
+def franz() -> Path:
+    """The franz-go client binary from ``tests/go`` (``support.golang.run_franz``)."""
+    try:
+        return ensure_franz()
+    except MissingDependency as e:
+        missing_dependency(str(e), "install Go 1.26+, or run scripts/test")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -341,11 +341,10 @@ class _Connection:
                     self.writer.close()
                     return
             if response is not None:
-                if isinstance(response, list):
-                    for part in response:
-                        self.writer.write(part)
-                else:
-                    self.writer.write(response)
+                for part in response if isinstance(response, list) else (response,):
+                    if self.writer.transport.is_closing():
+                        return  # the client went away (e.g. closed during a long-poll Fetch)
+                    self.writer.write(part)
                 # Waits only while the socket's buffer is over its high-water mark (a slow reader).
                 await self.writer.drain()
                 self.unsent_bytes -= _size(response)
