@@ -131,19 +131,10 @@ def parse_header(frame: bytes) -> RequestHeader:
 
 
 def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = 0
-    shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ProtocolError("varint runs past the frame")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 28:
-            raise ProtocolError("varint too long")
+    try:
+        return guard.read_uvarint(buf, pos, len(buf))
+    except guard.BodyOutOfBounds as e:
+        raise ProtocolError(str(e)) from None
 
 
 def _skip_tagged_fields(buf: bytes, pos: int) -> int:

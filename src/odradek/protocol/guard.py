@@ -56,11 +56,12 @@ def check(entity_type: type, buf: Any, pos: int) -> int:
         raise BodyOutOfBounds("the request body ends inside a field") from None
 
 
-def _uvarint(buf: Any, pos: int, end: int) -> tuple[int, int]:
+def read_uvarint(buf: Any, pos: int, end: int) -> tuple[int, int]:
+    """The unsigned varint at ``pos`` and the position after it; BodyOutOfBounds if cut or too long."""
     value = shift = 0
     while True:
         if pos >= end:
-            raise BodyOutOfBounds("the request body ends inside a varint")
+            raise BodyOutOfBounds("a varint runs past the end of the request")
         b = buf[pos]
         pos += 1
         value |= (b & 0x7F) << shift
@@ -82,7 +83,7 @@ def _fixed(size: int) -> Skip:
 
 
 def _compact_bytes(buf: Any, pos: int, end: int) -> int:
-    n, pos = _uvarint(buf, pos, end)
+    n, pos = read_uvarint(buf, pos, end)
     return pos if n == 0 else _need(pos, n - 1, end)  # 0: null
 
 
@@ -101,7 +102,7 @@ def _legacy_bytes(buf: Any, pos: int, end: int) -> int:
 def _array(element: Skip, fixed: int | None, flexible: bool) -> Skip:
     def skip(buf: Any, pos: int, end: int) -> int:
         if flexible:
-            n, pos = _uvarint(buf, pos, end)
+            n, pos = read_uvarint(buf, pos, end)
             if n == 0:
                 return pos  # null
             n -= 1
@@ -183,11 +184,11 @@ def _entity_skipper(entity_type: type) -> Skip:
             pos = s(buf, pos, end)
         if not flexible:
             return pos
-        count, pos = _uvarint(buf, pos, end)
+        count, pos = read_uvarint(buf, pos, end)
         _need(pos, count, end)  # each tagged field takes at least two bytes
         for _ in range(count):
-            tag, pos = _uvarint(buf, pos, end)
-            size, pos = _uvarint(buf, pos, end)
+            tag, pos = read_uvarint(buf, pos, end)
+            size, pos = read_uvarint(buf, pos, end)
             stop = _need(pos, size, end)
             field = tagged.get(tag)
             if field is None:
