@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from eoskit import committed_offsets, create_topic, produce_values, read_all, values_of
+from eoskit import Wire, committed_offsets, create_topic, produce_values, read_all, values_of
 
 from support.deps import missing_dependency
 from support.kafka import find_java
@@ -140,6 +140,10 @@ def test_aiokafka_transactions(broker, unique):
 
 def test_kafkajs_transactions(broker, kafkajs, unique):
     topic, group = unique("kjs"), unique("kjs-group")
+    # kafkajs gives up on a TxnOffsetCommit answered NOT_COORDINATOR, which a Kafka broker started moments
+    # ago answers until it has loaded the group's __consumer_offsets partition: wait for that first.
+    with Wire(broker.bootstrap) as w:
+        w.offset_fetch(f"{group}-src", topic, [0], require_stable=False)  # the group eos_txn.js commits to
     proc = run_node("eos_txn.js", broker.bootstrap, topic, group, unique("kjs-txn"), COUNT, timeout=90)
     (out,) = json_lines(proc.stdout)
     assert out["end"] == "done", out
