@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from support.kit import read_values
 from support.odradek import child_env
 
 READY = re.compile(r"^odradek listening on (?P<host>\S+):(?P<port>\d+) (?P<data_dir>.+)$")
@@ -136,19 +137,7 @@ def round_trip(bootstrap: str, topic: str, n: int = 5) -> list[bytes]:
     for i in range(n):
         p.produce(topic, value=b"v%d" % i, partition=0)
     assert p.flush(20) == 0
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "cli-tests", "enable.auto.commit": False})
-    try:
-        _, end = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
-        c.assign([TopicPartition(topic, 0, 0)])
-        got: list[bytes] = []
-        deadline = time.monotonic() + 20
-        while len(got) < end and time.monotonic() < deadline:
-            for m in c.consume(end, 0.2):
-                assert m.error() is None, m.error()
-                got.append(m.value())
-        return got
-    finally:
-        c.close()
+    return read_values(bootstrap, topic, "cli-tests")
 
 
 def broker_configs(bootstrap: str) -> dict[str, str]:

@@ -9,10 +9,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from odradek.testing import EmbeddedBroker
+from support.kit import read_values
 
 pytest_plugins = ["pytester"]
 
@@ -32,19 +33,7 @@ def produce(bootstrap: str, topic: str, values: list[bytes]) -> list[int]:
 
 
 def read_all(bootstrap: str, topic: str) -> list[bytes]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "embedded-tests", "enable.auto.commit": False})
-    try:
-        _, end = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
-        c.assign([TopicPartition(topic, 0, 0)])
-        got: list[bytes] = []
-        deadline = time.monotonic() + 20
-        while len(got) < end and time.monotonic() < deadline:
-            for m in c.consume(max(1, end), 0.2):
-                assert m.error() is None, m.error()
-                got.append(m.value())
-        return got
-    finally:
-        c.close()
+    return read_values(bootstrap, topic, "embedded-tests")
 
 
 def accepts(bootstrap: str) -> bool:

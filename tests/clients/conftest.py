@@ -20,18 +20,3 @@ import kclients  # noqa: E402
 def library(request: pytest.FixtureRequest) -> kclients.Library:
     """One Python client library (producer, consumer and admin of the same library)."""
     return kclients.LIBRARIES[request.param]
-
-
-_HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # kafka-python 3 loads its protocol schemas with deprecated importlib.resources calls.
-    quiet = [
-        pytest.mark.filterwarnings(f"ignore:{fn} is deprecated:DeprecationWarning")
-        for fn in ("read_text", "open_text")
-    ]
-    for item in items:
-        if _HERE in item.path.parents:
-            for mark in quiet:
-                item.add_marker(mark)

@@ -15,18 +15,6 @@ _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # kafka-python loads its protocol schemas with deprecated importlib.resources calls.
-    quiet = [
-        pytest.mark.filterwarnings(f"ignore:{fn} is deprecated:DeprecationWarning")
-        for fn in ("read_text", "open_text")
-    ]
-    for item in items:
-        if _HERE in item.path.parents:
-            for mark in quiet:
-                item.add_marker(mark)
-
-
 @pytest.fixture
 def members():
     """Every ``gkit.Member`` process started by the test is SIGKILLed (by its pid) at teardown."""

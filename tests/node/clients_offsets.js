@@ -9,7 +9,7 @@
 // Offsets are numbers. Logs go to stderr; exits non-zero on error.
 'use strict';
 
-const { Kafka, logLevel } = require('kafkajs');
+const { client } = require('./client');
 
 const [bootstrap, topic, ...timestamps] = process.argv.slice(2);
 if (!bootstrap || !topic) {
@@ -17,16 +17,7 @@ if (!bootstrap || !topic) {
   process.exit(2);
 }
 
-const kafka = new Kafka({
-  clientId: 'odradek-tests-offsets',
-  brokers: [bootstrap],
-  logLevel: logLevel.WARN,
-  logCreator: () => ({ label, namespace, log }) => {
-    const { message, ...extra } = log;
-    process.stderr.write(`[kafkajs ${label}] ${namespace}: ${message} ${JSON.stringify(extra)}\n`);
-  },
-  retry: { retries: 5, initialRetryTime: 100 },
-});
+const kafka = client('odradek-tests-offsets', bootstrap);
 
 const byPartition = (a, b) => a.partition - b.partition;
 

@@ -13,7 +13,8 @@
 // offsets computed from the acknowledged base offset of each partition's batch.
 'use strict';
 
-const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
+const { CompressionTypes } = require('kafkajs');
+const { client } = require('./client');
 
 const [bootstrap, topic, codec, countArg, partitionsArg] = process.argv.slice(2);
 const CODECS = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP };
@@ -24,16 +25,7 @@ if (!bootstrap || !topic || !(codec in CODECS)) {
 const count = Number(countArg || 50);
 const partitions = Number(partitionsArg || 1);
 
-const kafka = new Kafka({
-  clientId: 'odradek-tests-clients-roundtrip',
-  brokers: [bootstrap],
-  logLevel: logLevel.WARN,
-  logCreator: () => ({ label, namespace, log }) => {
-    const { message, ...extra } = log;
-    process.stderr.write(`[kafkajs ${label}] ${namespace}: ${message} ${JSON.stringify(extra)}\n`);
-  },
-  retry: { retries: 5, initialRetryTime: 100 },
-});
+const kafka = client('odradek-tests-clients-roundtrip', bootstrap);
 
 const hex = (v) => (v == null ? null : Buffer.from(v).toString('hex'));
 

@@ -8,22 +8,13 @@
 // Prints one JSON object: {"consumed": [values in order], "offsets": [[partition, offset]...] of GROUP-src}.
 'use strict';
 
-const { Kafka, logLevel } = require('kafkajs');
+const { client } = require('./client');
 
 const [bootstrap, topic, groupId, transactionalId, countArg] = process.argv.slice(2);
 const count = Number(countArg || 10);
 const timeoutMs = 30000;
 
-const kafka = new Kafka({
-  clientId: 'odradek-tests-eos',
-  brokers: [bootstrap],
-  logLevel: logLevel.WARN,
-  logCreator: () => ({ namespace, label, log }) => {
-    const { message, ...extra } = log;
-    process.stderr.write(`[kafkajs ${label}] ${namespace}: ${message} ${JSON.stringify(extra)}\n`);
-  },
-  retry: { retries: 10, initialRetryTime: 100 },
-});
+const kafka = client('odradek-tests-eos', bootstrap, 10);
 
 const values = (prefix) => Array.from({ length: count }, (_, i) => ({ value: `${prefix}-${i}` }));
 

@@ -8,7 +8,7 @@
 // Logs go to stderr; exits 1 on any error, 3 when COUNT messages did not arrive within 30 s.
 'use strict';
 
-const { Kafka, logLevel } = require('kafkajs');
+const { client } = require('./client');
 
 const [bootstrap, topic, groupId, countArg] = process.argv.slice(2);
 if (!bootstrap || !topic || !groupId) {
@@ -17,16 +17,7 @@ if (!bootstrap || !topic || !groupId) {
 }
 const count = Number(countArg || 20);
 
-const kafka = new Kafka({
-  clientId: 'odradek-tests-groups-consume',
-  brokers: [bootstrap],
-  logLevel: logLevel.WARN,
-  logCreator: () => ({ label, namespace, log }) => {
-    const { message, ...extra } = log;
-    process.stderr.write(`[kafkajs ${label}] ${namespace}: ${message} ${JSON.stringify(extra)}\n`);
-  },
-  retry: { retries: 5, initialRetryTime: 100 },
-});
+const kafka = client('odradek-tests-groups-consume', bootstrap);
 
 async function main() {
   const consumer = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 500 });

@@ -7,7 +7,7 @@
 // Logs go to stderr. Exits non-zero on error or when fewer than COUNT messages come back in time.
 'use strict';
 
-const { Kafka, logLevel } = require('kafkajs');
+const { client } = require('./client');
 
 const [bootstrap, topic, countArg, groupArg] = process.argv.slice(2);
 if (!bootstrap || !topic) {
@@ -18,18 +18,7 @@ const count = Number(countArg || 10);
 const groupId = groupArg || `${topic}-kafkajs-group`;
 const timeoutMs = Number(process.env.ROUNDTRIP_TIMEOUT_MS || 30000);
 
-const stderrLogger = () => ({ namespace, level, label, log }) => {
-  const { message, ...extra } = log;
-  process.stderr.write(`[kafkajs ${label}] ${namespace}: ${message} ${JSON.stringify(extra)}\n`);
-};
-
-const kafka = new Kafka({
-  clientId: 'odradek-tests-roundtrip',
-  brokers: [bootstrap],
-  logLevel: logLevel.WARN,
-  logCreator: stderrLogger,
-  retry: { retries: 10, initialRetryTime: 100 },
-});
+const kafka = client('odradek-tests-roundtrip', bootstrap, 10);
 
 async function main() {
   const admin = kafka.admin();

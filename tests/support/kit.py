@@ -1,4 +1,5 @@
-"""Small client-level helpers shared by the test directories: bounded waiting and ready topics."""
+"""Small client-level helpers shared by the test directories: bounded waiting, ready topics, reading a
+partition back."""
 
 from __future__ import annotations
 
@@ -44,3 +45,22 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 1, timeout: float
         )
 
     wait_until(ready, timeout, f"topic {topic} with {partitions} partitions")
+
+
+def read_values(bootstrap: str, topic: str, group: str, partition: int = 0) -> list[bytes]:
+    """Every value of one partition, from offset 0 to the log end offset seen when the read began."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        _, end = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
+        c.assign([TopicPartition(topic, partition, 0)])
+        got: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(got) < end and time.monotonic() < deadline:
+            for m in c.consume(max(1, end), 0.2):
+                assert m.error() is None, m.error()
+                got.append(m.value())
+        return got
+    finally:
+        c.close()
