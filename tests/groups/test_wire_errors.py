@@ -14,6 +14,7 @@ import time
 
 import pytest
 from gkit import create_topic
+from kio.schema.describe_groups.v5.request import DescribeGroupsRequest
 from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
 from kio.schema.heartbeat.v4.request import HeartbeatRequest
 from kio.schema.join_group.v9.request import JoinGroupRequest
@@ -68,11 +69,16 @@ def retrying(c: WireClient, cls, body: dict, timeout: float = 20):
 
 
 def coordinator_ready(bootstrap: str, group: str) -> None:
+    """The group's coordinator is found and has loaded the group's partition. (Kafka answers a Heartbeat
+    with NONE, blindly, while that partition loads; DescribeGroups answers COORDINATOR_LOAD_IN_PROGRESS.)"""
     with WireClient(bootstrap) as c:
         deadline = time.monotonic() + 30
         while True:
             resp = c.request(FindCoordinatorRequest, {"key_type": 0, "coordinator_keys": [group]})
             code = int(resp.coordinators[0].error_code)
+            if code == NONE:
+                body = {"groups": [group], "include_authorized_operations": False}
+                code = int(c.request(DescribeGroupsRequest, body).groups[0].error_code)
             if code == NONE:
                 return
             assert code in COORDINATOR_LOADING and time.monotonic() < deadline, resp
@@ -141,7 +147,9 @@ def test_classic_protocol_error_codes(broker, unique):
     coordinator_ready(broker.bootstrap, group)
     with WireClient(broker.bootstrap) as c:
         # A Heartbeat for a group that does not exist.
-        assert heartbeat(c, unique("nogroup"), 1, "nobody") == UNKNOWN_MEMBER_ID
+        nogroup = unique("nogroup")
+        coordinator_ready(broker.bootstrap, nogroup)
+        assert heartbeat(c, nogroup, 1, "nobody") == UNKNOWN_MEMBER_ID
         # JoinGroup v4+: a new member gets MEMBER_ID_REQUIRED and an id first, then joins with it.
         member, gen, resp = join(c, group, topic)
         assert gen == 1 and resp.leader == member
