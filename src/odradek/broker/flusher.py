@@ -30,7 +30,6 @@ class _Lane:
 class Flusher:
     def __init__(self) -> None:
         self._lanes: dict[int, _Lane] = {}
-        self.passes = 0
 
     def _lane(self, target: Any) -> _Lane:
         lane = self._lanes.get(id(target))
@@ -59,9 +58,6 @@ class Flusher:
         if futures:
             await asyncio.gather(*futures)
 
-    async def flush_all(self, targets: Iterable[Any]) -> None:
-        self.mark_dirty(targets)
-
     async def drain(self) -> None:
         while True:
             running = [lane.task for lane in self._lanes.values() if lane.task is not None]
@@ -87,7 +83,6 @@ class Flusher:
                         if not w.done():
                             w.set_exception(e)
                     continue
-                self.passes += 1
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,12 @@ from ..coordinator.consumer_groups import ConsumerGroupConfig, ConsumerGroupCoor
 from ..coordinator.groups import GroupConfig, GroupCoordinator, GroupState
 from ..coordinator.offsets import OffsetStore
 from ..log.journal import Journal
+from .clock import now_ms
 
 log = logging.getLogger("odradek.groups")
 
 OFFSETS_JOURNAL = "__odradek/consumer-offsets.journal"
 COMPACT_MIN_BYTES = 8 * 1024 * 1024
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _group_record(exported: dict[str, Any], kind: str = "group") -> bytes:
@@ -59,7 +55,6 @@ class GroupService:
         self.journal = Journal(data_dir / OFFSETS_JOURNAL)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
-        self._retention_task: asyncio.Task[None] | None = None
         # KIP-848 group id -> its last journalled record, so only changes are written.
         self._consumer_saved: dict[str, bytes] = {}
 

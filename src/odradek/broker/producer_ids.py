@@ -6,8 +6,9 @@ fsynced. After a crash the next block starts past anything that could have been 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ..log.files import replace_durably
 
 BLOCK_SIZE = 1000
 STATE_FILE = "__odradek/producer-id-block"
@@ -33,17 +34,5 @@ class ProducerIdManager:
         return pid
 
     def _reserve(self, end: int) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, f"{end}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        replace_durably(self.path, f"{end}\n".encode())
         self._block_end = end

@@ -13,7 +13,6 @@ import contextlib
 import inspect
 import logging
 import socket
-import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from ..config import BrokerConfig, ConfigError
 from ..protocol import codec
 from ..protocol.apis import SUPPORTED, ApiKey, is_supported
+from .clock import now_ms
 from .flusher import Flusher
 from .groups import GroupService
 from .handlers import HANDLERS, CloseConnection
@@ -35,10 +35,6 @@ READ_CHUNK_BYTES = 256 * 1024
 # Responses a connection may have encoded but not yet written before its next request waits.
 UNSENT_LIMIT_BYTES = 16 * 1024 * 1024
 SHUTDOWN_GRACE_S = 10.0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def parse_advertised(value: str) -> tuple[str, int] | None:
@@ -149,7 +145,7 @@ class Broker:
             logs = self.all_logs()
             dirty = [p for p in logs if p.flushed_offset < p.log_end_offset]
             if dirty:
-                await self.flusher.flush_all(dirty)
+                self.flusher.mark_dirty(dirty)
             expiration_ms = self.config["producer.id.expiration.ms"]
             for plog in logs:
                 plog.maybe_roll(now)
@@ -253,13 +249,13 @@ class _Connection:
             if not data:
                 return
             for frame in self.frames.feed(data):
-                if not await self._wait_for_room(frame):
+                fixed = codec.read_fixed_header(frame)
+                if not await self._wait_for_room(fixed[0] == ApiKey.FETCH):
                     return
-                await self._dispatch(frame)
+                await self._dispatch(frame, *fixed)
 
-    async def _wait_for_room(self, frame: bytes) -> bool:
+    async def _wait_for_room(self, is_fetch: bool) -> bool:
         """Hold the next request while unwritten responses are over their bound; False once closed."""
-        is_fetch = codec.read_fixed_header(frame)[0] == ApiKey.FETCH
         while not self._closed and (
             self.unsent_bytes > UNSENT_LIMIT_BYTES or (is_fetch and self.unsent_fetches)
         ):
@@ -267,8 +263,7 @@ class _Connection:
             await self._room.wait()
         return not self._closed
 
-    async def _dispatch(self, frame: bytes) -> None:
-        api_key, api_version, correlation_id = codec.read_fixed_header(frame)
+    async def _dispatch(self, frame: bytes, api_key: int, api_version: int, correlation_id: int) -> None:
         if not is_supported(api_key, api_version):
             if api_key == ApiKey.API_VERSIONS:
                 await self._queue(False, codec.encode_api_versions_fallback(correlation_id))

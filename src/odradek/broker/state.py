@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import BrokerConfig, ConfigError, topic_config
+from ..log.files import fsync_dir, replace_durably
 from ..log.partition import LogConfig, PartitionLog
 
 log = logging.getLogger("odradek.broker")
@@ -228,24 +229,7 @@ class BrokerState:
         log.info("deleted topic %s", topic.name)
 
     def _save(self) -> None:
-        meta_dir = self.data_dir / META_DIR
-        tmp = meta_dir / (TOPICS_FILE + ".tmp")
         data = json.dumps([t.to_json() for t in self.topics.values()], indent=1).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, meta_dir / TOPICS_FILE)
-        dfd = os.open(meta_dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        replace_durably(self.data_dir / META_DIR / TOPICS_FILE, data)
         # Partition directories are created by PartitionLog.open; make their entries durable too.
-        dfd = os.open(self.data_dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(self.data_dir)

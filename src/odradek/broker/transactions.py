@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from ..coordinator.transactions import Completion, TransactionCoordinator, TxnConfig
 from ..log.journal import Journal
+from .clock import now_ms
+from .handlers._common import LEADER_EPOCH, find_partition
 from .producer_ids import ProducerIdManager
 
 log = logging.getLogger("odradek.transactions")
 
 TXN_JOURNAL = "__odradek/transactions.journal"
 COMPACT_MIN_BYTES = 8 * 1024 * 1024
-LEADER_EPOCH = 0
 COORDINATOR_EPOCH = 0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class TransactionService:
@@ -95,10 +91,9 @@ class TransactionService:
         now = now_ms()
         touched = []
         for topic, partition in sorted(completion.partitions):
-            t = broker.state.topics.get(topic)
-            if t is None or partition >= len(t.partitions):
+            plog = find_partition(broker, topic, partition)
+            if plog is None:
                 continue  # deleted meanwhile: nothing to mark
-            plog = t.partitions[partition]
             plog.append_marker(
                 completion.producer_id,
                 completion.producer_epoch,

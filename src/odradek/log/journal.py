@@ -17,6 +17,8 @@ from pathlib import Path
 
 from crc32c import crc32c
 
+from .files import fsync_dir, write_synced
+
 log = logging.getLogger("odradek.log")
 
 _HEADER = struct.Struct(">II")
@@ -80,19 +82,10 @@ class Journal:
         buf = bytearray()
         for p in payloads:
             buf += _HEADER.pack(len(p), crc32c(p)) + p
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, buf)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(tmp, buf)
         with self._lock:
             os.replace(tmp, self.path)
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(self.path.parent)
             os.close(self._fd)
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
             self.size_bytes = len(buf)

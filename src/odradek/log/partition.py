@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from crc32c import crc32c
 
+from odradek.log.files import fsync_dir, replace_durably
 from odradek.log.producer_state import Duplicate, ProducerStateManager
 from odradek.log.segment import Segment, segment_name
 from odradek.protocol.record_decode import control_type
@@ -170,6 +171,7 @@ class PartitionLog:
                     if control_type(batch) == CONTROL_ABORT and first is not None:
                         self.aborted.append(AbortedTxn(header.producer_id, first, header.base_offset))
                 self.producers.update(header, now_ms)
+            seg.close()  # as after recovery: idle partitions hold no descriptors
 
     def _recover(self, now_ms: int) -> None:
         names = os.listdir(self.directory)
@@ -246,7 +248,7 @@ class PartitionLog:
         for seg in segments[keep:]:
             seg.delete_files()
         if keep < len(segments):
-            self._fsync_directory()
+            fsync_dir(self.directory)
         self._segments = segments[:keep]
         self._finish_open(recovery_point, now_ms)
 
@@ -307,23 +309,8 @@ class PartitionLog:
 
     def _write_checkpoint(self, offset: int) -> None:
         """Atomically record that everything below ``offset`` is on disk (tmp, fsync, rename, fsync dir)."""
-        tmp = self.directory / (RECOVERY_POINT_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, f"{offset}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.directory / RECOVERY_POINT_FILE)
-        self._fsync_directory()
+        replace_durably(self.directory / RECOVERY_POINT_FILE, f"{offset}\n".encode())
         self._checkpoint_offset = offset
-
-    def _fsync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     # -- appending ---------------------------------------------------------------------------------
 
@@ -385,7 +372,8 @@ class PartitionLog:
         if duplicate is not None:
             return duplicate
         result = self.append(batch, leader_epoch=leader_epoch, now_ms=now_ms, log_append_time=log_append_time)
-        self.producers.update(replace(header, base_offset=result.base_offset), now_ms)
+        if header.producer_id >= 0:  # plain producers have no state to keep
+            self.producers.update(replace(header, base_offset=result.base_offset), now_ms)
         return result
 
     def append_marker(
@@ -412,10 +400,10 @@ class PartitionLog:
     @property
     def last_stable_offset(self) -> int:
         """The first offset of the earliest open transaction, or the log end when none is open."""
-        firsts = [
-            e.txn_first_offset for e in self.producers.entries.values() if e.txn_first_offset is not None
-        ]
-        return min(firsts) if firsts else self.log_end_offset
+        return min(
+            (e.txn_first_offset for e in self.producers.entries.values() if e.txn_first_offset is not None),
+            default=self.log_end_offset,
+        )
 
     def aborted_between(self, start: int, end: int) -> list[AbortedTxn]:
         """Aborted transactions a read_committed fetch of [start, end) must know about."""
@@ -485,7 +473,7 @@ class PartitionLog:
                         os.fsync(fd)
                     seg.write_pending(index_bytes, time_bytes, sync=seg.base_offset != active_base)
                 if dir_dirty:
-                    self._fsync_directory()
+                    fsync_dir(self.directory)
             except BaseException:
                 self._dir_dirty = self._dir_dirty or dir_dirty
                 raise
@@ -516,14 +504,13 @@ class PartitionLog:
                 self._write_producer_snapshot()
                 marker = self.directory / CLEAN_SHUTDOWN_FILE
                 os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644))
-                self._fsync_directory()
+                fsync_dir(self.directory)
             with self._lock:
                 self._close_fds()
 
     def _write_producer_snapshot(self) -> None:
         if not self.producers.entries and not self.aborted:
             return
-        tmp = self.directory / (PRODUCER_SNAPSHOT_FILE + ".tmp")
         data = json.dumps(
             {
                 "offset": self.log_end_offset,
@@ -531,13 +518,8 @@ class PartitionLog:
                 "aborted": [list(a) for a in self.aborted],
             }
         ).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.directory / PRODUCER_SNAPSHOT_FILE)
+        # The directory is fsynced by close(), with the clean-shutdown marker.
+        replace_durably(self.directory / PRODUCER_SNAPSHOT_FILE, data, sync_dir=False)
 
     def _close_fds(self) -> None:
         """Drop every descriptor without writing anything: what a killed process leaves behind."""
@@ -664,7 +646,7 @@ class PartitionLog:
                 seg.rewrite_index_files_if_changed()
                 if seg.size == 0:
                     seg.roll_base_ms = None
-            self._fsync_directory()
+            fsync_dir(self.directory)
             self.log_start_offset = self._segments[0].base_offset
             self.log_end_offset = self._segments[-1].next_offset
             self.size_bytes = sum(s.size for s in self._segments)

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from odradek.log.files import write_synced
 from odradek.log.index import OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES, OffsetIndex, TimeIndex
 from odradek.protocol.records import (
     HEADER_SIZE,
@@ -275,12 +276,7 @@ class Segment:
         if read_file(self.index_path) == idx and read_file(self.time_index_path) == tim:
             return False
         for path, data in ((self.index_path, idx), (self.time_index_path, tim)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_synced(path, data)
         return True
 
     # -- reading -----------------------------------------------------------------------------------

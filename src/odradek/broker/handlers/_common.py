@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
+
+from ...coordinator.offsets import Committed
 
 log = logging.getLogger("odradek.broker")
 
@@ -14,6 +15,7 @@ CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 LEADER_NOT_AVAILABLE = 5
 MESSAGE_TOO_LARGE = 10
+OFFSET_METADATA_TOO_LARGE = 12
 INVALID_TOPIC_EXCEPTION = 17
 INVALID_REQUIRED_ACKS = 21
 INVALID_TIMESTAMP = 32
@@ -29,10 +31,6 @@ LEADER_EPOCH = 0
 
 class CloseConnection(Exception):
     """The request is one Kafka answers by closing the connection; the message says why."""
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def find_partition(broker: Any, topic: str, partition: int) -> Any | None:
@@ -53,3 +51,31 @@ async def after_txn_persist(txns: Any, response: dict[str, Any]) -> dict[str, An
     await txns.persist()
     txns.reschedule()
     return response
+
+
+def check_offsets(broker: Any, topics: Any, error: int, now: int) -> tuple[dict[tuple[str, int], Any], list]:
+    """The per-partition answer of OffsetCommit and TxnOffsetCommit: ``error`` for every partition when
+    the request as a whole is refused, else UNKNOWN_TOPIC_OR_PARTITION or OFFSET_METADATA_TOO_LARGE where
+    they apply. Returns the accepted offsets by (topic, partition) and the response's topics."""
+    max_metadata = broker.config["offset.metadata.max.bytes"]
+    accepted: dict[tuple[str, int], Committed] = {}
+    topics_out = []
+    for t in topics:
+        topic = broker.state.topics.get(t.name)
+        parts_out = []
+        for p in t.partitions:
+            code = error
+            if code == NONE:
+                metadata = p.committed_metadata or ""
+                if topic is None or not 0 <= p.partition_index < len(topic.partitions):
+                    code = UNKNOWN_TOPIC_OR_PARTITION
+                elif len(metadata.encode()) > max_metadata:
+                    code = OFFSET_METADATA_TOO_LARGE
+                else:
+                    epoch = getattr(p, "committed_leader_epoch", -1)
+                    accepted[(t.name, p.partition_index)] = Committed(
+                        p.committed_offset, epoch, metadata, now
+                    )
+            parts_out.append({"partition_index": p.partition_index, "error_code": code})
+        topics_out.append({"name": t.name, "partitions": parts_out})
+    return accepted, topics_out

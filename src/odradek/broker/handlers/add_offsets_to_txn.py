@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import NONE, after_txn_persist, now_ms
+from ..clock import now_ms
+from ._common import NONE, after_txn_persist
 
 
 def handle(ctx: Any, request: Any) -> Any:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION, after_txn_persist, find_partition, now_ms
+from ..clock import now_ms
+from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION, after_txn_persist, find_partition
 
 OPERATION_NOT_ATTEMPTED = 55
 

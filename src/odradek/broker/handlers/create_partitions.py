@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..clock import now_ms
 from ..state import MAX_PARTITIONS_PER_TOPIC
-from ._common import INVALID_PARTITIONS, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION, now_ms
+from ._common import INVALID_PARTITIONS, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..clock import now_ms
 from ..state import TopicError
-from ._common import INVALID_REQUEST, NONE, log, now_ms
+from ._common import INVALID_REQUEST, NONE, log
 from .describe_configs import topic_config_entries
 
 ZERO_UUID_STR = "00000000-0000-0000-0000-000000000000"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import log, now_ms
+from ..clock import now_ms
+from ._common import log
 
 
 def handle(ctx: Any, request: Any) -> Any:

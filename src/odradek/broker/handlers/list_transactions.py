@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...coordinator.transactions import TxnState
-from ._common import NONE, now_ms
+from ..clock import now_ms
+from ._common import NONE
 
 _STATES = {s.value for s in TxnState}
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ..clock import now_ms
 from ..state import TopicError, topic_name_problem
-from ._common import (
-    INVALID_TOPIC_EXCEPTION,
-    LEADER_EPOCH,
-    NONE,
-    UNKNOWN_TOPIC_ID,
-    UNKNOWN_TOPIC_OR_PARTITION,
-    now_ms,
-)
+from ._common import INVALID_TOPIC_EXCEPTION, LEADER_EPOCH, NONE, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION
 from .describe_cluster import AUTHORIZED_OPERATIONS_OMITTED
 
 ZERO_UUID = uuid.UUID(int=0)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...coordinator.groups import NONE
-from ...coordinator.offsets import Committed
-from ._common import UNKNOWN_TOPIC_OR_PARTITION, after_persist, log, now_ms
+from ..clock import now_ms
+from ._common import after_persist, check_offsets, log
 
-OFFSET_METADATA_TOO_LARGE = 12
 GROUP_ID_NOT_FOUND = 69
 
 
@@ -38,28 +36,7 @@ def handle(ctx: Any, request: Any) -> Any:
             generation,
             error,
         )
-    now = now_ms()
-    max_metadata = broker.config["offset.metadata.max.bytes"]
-    accepted: dict[tuple[str, int], Committed] = {}
-    topics_out = []
-    for t in request.topics:
-        topic = broker.state.topics.get(t.name)
-        parts_out = []
-        for p in t.partitions:
-            code = error
-            if code == NONE:
-                metadata = p.committed_metadata or ""
-                if topic is None or not 0 <= p.partition_index < len(topic.partitions):
-                    code = UNKNOWN_TOPIC_OR_PARTITION
-                elif len(metadata.encode()) > max_metadata:
-                    code = OFFSET_METADATA_TOO_LARGE
-                else:
-                    epoch = getattr(p, "committed_leader_epoch", -1)
-                    accepted[(t.name, p.partition_index)] = Committed(
-                        p.committed_offset, epoch, metadata, now
-                    )
-            parts_out.append({"partition_index": p.partition_index, "error_code": code})
-        topics_out.append({"name": t.name, "partitions": parts_out})
+    accepted, topics_out = check_offsets(broker, request.topics, error, now_ms())
     response = {"throttle_time": 0, "topics": topics_out}
     records = groups.offsets.commit(request.group_id, accepted)
     if not records:

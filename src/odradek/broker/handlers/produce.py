@@ -12,6 +12,7 @@ from ...log.producer_state import Duplicate, ProducerStateError
 from ...protocol import codec
 from ...protocol.record_decode import RecordDecodeError, records
 from ...protocol.records import InvalidBatch, split_batches, validate_produced_batch
+from ..clock import now_ms
 from ._common import (
     CORRUPT_MESSAGE,
     INVALID_RECORD,
@@ -24,7 +25,6 @@ from ._common import (
     CloseConnection,
     find_partition,
     log,
-    now_ms,
 )
 
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...coordinator.offsets import Committed
-from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION, after_persist, log, now_ms
-
-OFFSET_METADATA_TOO_LARGE = 12
+from ..clock import now_ms
+from ._common import NONE, after_persist, check_offsets, log
 
 
 def handle(ctx: Any, request: Any) -> Any:
@@ -29,25 +27,7 @@ def handle(ctx: Any, request: Any) -> Any:
             request.transactional_id,
             error,
         )
-    now = now_ms()
-    staged: dict[tuple[str, int], Committed] = {}
-    topics_out = []
-    for t in request.topics:
-        topic = broker.state.topics.get(t.name)
-        parts_out = []
-        for p in t.partitions:
-            code = error
-            metadata = p.committed_metadata or ""
-            if code == NONE:
-                if topic is None or not 0 <= p.partition_index < len(topic.partitions):
-                    code = UNKNOWN_TOPIC_OR_PARTITION
-                elif len(metadata.encode()) > broker.config["offset.metadata.max.bytes"]:
-                    code = OFFSET_METADATA_TOO_LARGE
-                else:
-                    epoch = getattr(p, "committed_leader_epoch", -1)
-                    staged[(t.name, p.partition_index)] = Committed(p.committed_offset, epoch, metadata, now)
-            parts_out.append({"partition_index": p.partition_index, "error_code": code})
-        topics_out.append({"name": t.name, "partitions": parts_out})
+    staged, topics_out = check_offsets(broker, request.topics, error, now_ms())
     response = {"throttle_time": 0, "topics": topics_out}
     records = groups.offsets.stage(request.group_id, request.producer_id, staged)
     if not records:
