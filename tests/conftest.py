@@ -12,9 +12,12 @@ Fixtures (see each docstring):
 * ``unique`` / ``topic_name`` / ``group_name`` (function)  names unique to the test
 * ``kafkajs`` (session)            ``tests/node`` with node_modules installed (``support.node.run_node``)
 * ``franz`` (session)              the franz-go client built from ``tests/go`` (``support.golang.run_franz``)
+* ``postgres_url`` / ``mariadb_url`` / ``redis_url`` (session)  private database servers, started on first
+  use (``support.databases``): SQLAlchemy / redis URLs
+* ``sql_url`` (function, params ``sqlite`` / ``postgres`` / ``mariadb``)  a fresh database on each SQL backend
 
-Missing java / mvn / node / npm / go / Kafka jars: dependent tests SKIP with a ``MISSING DEPENDENCY`` reason,
-or FAIL when CI=true (``support.deps``).
+Missing java / mvn / node / npm / go / Kafka jars / database servers: dependent tests SKIP with a
+``MISSING DEPENDENCY`` reason, or FAIL when CI=true (``support.deps``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import support` under any rootdir/import mode
 
+from support.databases import (  # noqa: E402
+    DatabaseServer,
+    MariaDBServer,
+    PostgresServer,
+    RedisServer,
+    new_database,
+)
 from support.deps import MissingDependency, in_ci, missing_dependency  # noqa: E402
 from support.golang import ensure_franz  # noqa: E402
 from support.kafka import KafkaBroker, ensure_kafka_jars, find_java  # noqa: E402
@@ -254,6 +264,54 @@ def franz() -> Path:
         return ensure_franz()
     except MissingDependency as e:
         missing_dependency(str(e), "install Go 1.26+, or run scripts/test")
+
+
+# --------------------------------------------------------------------------------------------------
+# Databases (odradek.stream's SQL sinks, offset store and idempotency stores)
+
+
+def _database_server(kind: str, cls: type[DatabaseServer]) -> Iterator[str]:
+    try:
+        server = cls()
+    except MissingDependency as e:
+        missing_dependency(str(e), f"needed by the {kind} tests of odradek.stream")
+    server.start()
+    _REPORT.append(f"{kind} started in {server.start_seconds:.2f}s on port {server.port} (pid {server.pid})")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL server for the session (started on first use): ``postgresql+psycopg://...``
+    of its shared database ``odradek``. Tests that use it directly give their tables unique names."""
+    yield from _database_server("PostgreSQL", PostgresServer)
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A private MariaDB server for the session (started on first use): ``mysql+pymysql://...`` of its
+    shared database ``odradek``. Tests that use it directly give their tables unique names."""
+    yield from _database_server("MariaDB", MariaDBServer)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A private redis-server for the session (started on first use): ``redis://127.0.0.1:PORT/0``.
+    Shared by every test: give keys a prefix unique to the test (``unique("...")``)."""
+    yield from _database_server("Redis", RedisServer)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs the test once per SQL backend, each time with a database of its own: a new SQLite file in
+    ``tmp_path``, or a new, empty database created for this test on the session's PostgreSQL / MariaDB
+    server (so fixed table names such as ``odradek_offsets`` never collide). Ids end in ``[sqlite]``,
+    ``[postgres]``, ``[mariadb]``: select one with ``-k``."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    server_url = request.getfixturevalue(f"{request.param}_url")
+    return new_database(server_url, request.node.originalname)
 
 
 # --------------------------------------------------------------------------------------------------
