@@ -184,8 +184,11 @@ class App:
             raise TypeError(f"sink must be a topic name, a TopicSink, a SqlSink or None, not {sink!r}")
 
         def register(fn: Callable[[Message], Any]) -> Callable[[Message], Any]:
+            given = name or getattr(fn, "__name__", "processor")
+            if name is None and any(q.name == given for q in self._processors):
+                given = f"{given}-{len(self._processors)}"  # e.g. two lambdas
             p = _Processor(
-                name=name or getattr(fn, "__name__", f"processor-{len(self._processors)}"),
+                name=given,
                 fn=fn,
                 sources=sources,
                 sink=sink,
@@ -348,8 +351,12 @@ class _Runner:
                 log.warning("odradek.stream: consumer close: %s", e)
             self.consumer = None
         for prod in (self.producer, self.dlq):
-            if prod is not None:
+            if prod is None:
+                continue
+            try:
                 prod.flush(10)
+            except KafkaException as e:  # a producer already failed fatally (reported before)
+                log.info("odradek.stream: producer close: %s", e.args[0].str())
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -456,10 +463,11 @@ class _Runner:
                         continue
                     seen[p.name].add(key)
                     p.marks.append(key)
-                ok = self._call(p, msg)
-                if ok is None:  # stop: commit what came before this record
+                failure = self._call(p, msg)
+                if failure is not None:  # stop: commit what came before this record, then stop
                     self._note_processed(processed)
                     self.execute(self.sm.processed(done))
+                    self.execute(self.sm.failed(failure))
                     return
             done[tp] = m.offset() + 1
             processed[m.topic()] = processed.get(m.topic(), 0) + 1
@@ -484,8 +492,8 @@ class _Runner:
             seen[p.name] = set(p.dedup.seen(keys)) if keys else set()
         return seen
 
-    def _call(self, p: _Processor, msg: Message) -> bool | None:
-        """Run ``p`` on ``msg`` with the retry policy; emit its results. None means: stop."""
+    def _call(self, p: _Processor, msg: Message) -> ProcessingError | None:
+        """Run ``p`` on ``msg`` with the retry policy and emit its results; the error if it must stop."""
         policy = p.errors
         attempt = 0
         while True:
@@ -493,7 +501,7 @@ class _Runner:
             try:
                 result = p.fn(msg)
                 self._emit(p, msg, result)
-                return True
+                return None
             except Exception as e:  # the user's code: any error is a processing failure
                 self.m.failed_attempts.labels(p.name).inc()
                 if attempt <= policy.retries:
@@ -510,7 +518,7 @@ class _Runner:
                     continue
                 if policy.on_failure == "dead-letter":
                     self._dead_letter(p, msg, e, attempt)
-                    return True
+                    return None
                 err = ProcessingError(
                     f"processor {p.name!r} failed {attempt} time(s) on {msg.topic}/{msg.partition} offset "
                     f"{msg.offset}: {type(e).__name__}: {e}",
@@ -520,13 +528,13 @@ class _Runner:
                     attempts=attempt,
                 )
                 err.__cause__ = e
-                self.execute(self.sm.failed(err))
-                return None
+                return err
 
     def _emit(self, p: _Processor, msg: Message, result: Any) -> None:
         if result is None or p.sink is None:
             return
-        items = result if isinstance(result, list | tuple) else [result]
+        # None in a list is "no output" (a tombstone is Output(None)).
+        items = [i for i in result if i is not None] if isinstance(result, list | tuple) else [result]
         if isinstance(p.sink, TopicSink):
             prepared = [self._prepare(p.sink.topic, msg, i, item) for i, item in enumerate(items)]
             for topic, kw in prepared:

@@ -1,0 +1,412 @@
+"""odradek.stream against real brokers (Odradek and Apache Kafka 4.4): processing errors and dead letters,
+retries, dedup by message id, metrics, start-up errors and the SIGTERM lifecycle.
+
+The crash tests (SIGKILLed workers, broker kills) are in test_crash.py, zombie fencing in test_zombie.py.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from odradek.stream import (
+    App,
+    ErrorPolicy,
+    GuaranteedProducer,
+    Output,
+    ProcessingError,
+    StartupError,
+)
+
+from support.kit import create_topic, wait_until
+from support.net import free_port
+from support.odradek import child_env
+
+GUARANTEES = ["at-most-once", "at-least-once", "exactly-once"]
+
+
+def produce(bootstrap: str, topic: str, values, *, key=None, headers=None) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "log_level": 0})
+    for v in values:
+        p.produce(topic, value=v, key=key, headers=headers)
+    assert p.flush(30) == 0
+
+
+def read_topic(bootstrap: str, topic: str, n: int, partitions: int = 1, timeout: float = 30.0):
+    """Every record of ``topic`` (read_committed) until ``n`` were read or ``timeout``; then a short
+    grace period, so that a test expecting ``n`` also sees an unexpected extra record."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got = []
+    deadline = time.monotonic() + timeout
+    grace = None
+    try:
+        while time.monotonic() < deadline:
+            for m in c.consume(500, 0.2):
+                if m.error() is None:
+                    got.append(m)
+            if len(got) >= n and grace is None:
+                grace = time.monotonic() + 1.0
+            if grace is not None and time.monotonic() > grace:
+                break
+        return got
+    finally:
+        c.close()
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> list[int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+    try:
+        return [tp.offset for tp in c.committed([TopicPartition(topic, p) for p in range(partitions)], 30)]
+    finally:
+        c.close()
+
+
+class Running:
+    """An App run on a thread (no signal handlers); ``stop()`` ends it and returns its error, if any."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.app.run(exit_on_error=False, install_signal_handlers=False)
+        except BaseException as e:  # handed to the test
+            self.error = e
+
+    def stop(self, timeout: float = 30.0) -> BaseException | None:
+        self.app.stop()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "App.run did not return after stop()"
+        return self.error
+
+
+def headers_of(m) -> dict[str, bytes]:
+    return dict(m.headers() or [])
+
+
+@pytest.fixture
+def topics(broker, unique):
+    src, out = unique("in"), unique("out")
+    create_topic(broker.bootstrap, src, 1)
+    create_topic(broker.bootstrap, out, 1)
+    return src, out
+
+
+# -- processing errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+def test_poison_record_goes_to_the_dead_letter_topic_and_the_rest_is_processed(
+    broker, topics, unique, guarantee
+):
+    src, out = topics
+    dlq = unique("dlq")
+    create_topic(broker.bootstrap, dlq, 1)
+    produce(broker.bootstrap, src, [b"1", b"2", b"poison", b"4"])
+    app = App(
+        broker.bootstrap,
+        unique("g"),
+        guarantee,
+        instance_id="w0",
+        errors=ErrorPolicy(retries=1, backoff_ms=10, on_failure="dead-letter", dead_letter_topic=dlq),
+    )
+    calls: list[bytes] = []
+
+    @app.processor(source=src, sink=out)
+    def double(msg):
+        calls.append(msg.value)
+        if msg.value == b"poison":
+            raise ValueError("cannot parse")
+        return msg.value * 2
+
+    run = Running(app)
+    outputs = read_topic(broker.bootstrap, out, 3)
+    letters = read_topic(broker.bootstrap, dlq, 1)
+    assert run.stop() is None
+    assert [m.value() for m in outputs] == [b"11", b"22", b"44"]
+    assert calls.count(b"poison") == 2  # one try and one retry
+    assert len(letters) == 1
+    h = headers_of(letters[0])
+    assert letters[0].value() == b"poison"
+    assert h["odradek.topic"] == src.encode()
+    assert h["odradek.partition"] == b"0"
+    assert h["odradek.offset"] == b"2"
+    assert h["odradek.attempts"] == b"2"
+    assert h["odradek.error"] == b"ValueError: cannot parse"
+    assert committed(broker.bootstrap, app.group_id, src) == [4]
+    assert app.metrics.dead_lettered.labels("double")._value.get() == 1
+
+
+@pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
+def test_stop_policy_commits_what_came_before_and_the_poison_record_is_not_skipped(
+    broker, topics, unique, guarantee
+):
+    src, out = topics
+    produce(broker.bootstrap, src, [b"a", b"b", b"poison", b"d"])
+    group = unique("g")
+
+    def build():
+        app = App(
+            broker.bootstrap,
+            group,
+            guarantee,
+            instance_id="w0",
+            errors=ErrorPolicy(retries=0, on_failure="stop"),
+        )
+
+        @app.processor(source=src, sink=out)
+        def upper(msg):
+            if msg.value == b"poison":
+                raise ValueError("bad record")
+            return msg.value.upper()
+
+        return app
+
+    for _attempt in range(2):  # a restart meets the same record again: it is never dropped silently
+        app = build()
+        with pytest.raises(ProcessingError) as e:
+            app.run(exit_on_error=False, install_signal_handlers=False)
+        assert (e.value.topic, e.value.partition, e.value.offset) == (src, 0, 2)
+        assert f"{src}/0 offset 2" in str(e.value) and "ValueError: bad record" in str(e.value)
+        # at-least-once commits the records before the poison; exactly-once aborts the open transaction
+        # (outputs and positions alike) and stops, so those records are processed again, once, later.
+        assert committed(broker.bootstrap, group, src) == ([2] if guarantee == "at-least-once" else [-1001])
+    expected = [b"A", b"B"] if guarantee == "at-least-once" else []
+    assert [m.value() for m in read_topic(broker.bootstrap, out, 2, timeout=3)] == expected
+
+
+def test_processing_is_retried_with_backoff_then_succeeds(broker, topics, unique):
+    src, out = topics
+    produce(broker.bootstrap, src, [b"x"])
+    app = App(broker.bootstrap, unique("g"), errors=ErrorPolicy(retries=3, backoff_ms=50))
+    attempts: list[float] = []
+
+    @app.processor(source=src, sink=out)
+    def flaky(msg):
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise ConnectionError("downstream busy")
+        return b"done"
+
+    run = Running(app)
+    outs = read_topic(broker.bootstrap, out, 1)
+    assert run.stop() is None
+    assert [m.value() for m in outs] == [b"done"]
+    assert len(attempts) == 3
+    assert attempts[1] - attempts[0] >= 0.045 and attempts[2] - attempts[1] >= 0.095  # 50 ms, then 100 ms
+    assert app.metrics.failed_attempts.labels("flaky")._value.get() == 2
+
+
+# -- outputs --------------------------------------------------------------------------------------
+
+
+def test_outputs_keep_the_input_key_and_carry_deterministic_message_ids(broker, topics, unique):
+    src, out = topics
+    other = unique("other")
+    create_topic(broker.bootstrap, other, 1)
+    produce(broker.bootstrap, src, [b"v"], key=b"k1")
+    app = App(broker.bootstrap, unique("g"), "exactly-once", instance_id="w0")
+
+    @app.processor(source=src, sink=out)
+    def fan_out(msg):
+        return [msg.value, Output(b"elsewhere", key=b"k2", topic=other, headers=[("h", b"1")]), None and b""]
+
+    run = Running(app)
+    outs = read_topic(broker.bootstrap, out, 1)
+    elsewhere = read_topic(broker.bootstrap, other, 1)
+    assert run.stop() is None
+    assert [(m.key(), m.value()) for m in outs] == [(b"k1", b"v")]
+    assert [(m.key(), m.value()) for m in elsewhere] == [(b"k2", b"elsewhere")]
+    assert headers_of(outs[0])["message-id"] == f"{src}/0/0/0".encode()
+    assert headers_of(elsewhere[0]) == {"h": b"1", "message-id": f"{src}/0/0/1".encode()}
+
+
+# -- dedup by message id --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_dedup_skips_a_message_id_seen_before_even_across_restarts(broker, topics, unique, tmp_path, store):
+    src, out = topics
+    sender = GuaranteedProducer(broker.bootstrap, "at-least-once")
+    for mid in ["order-1", "order-2", "order-1", "order-3", "order-2"]:  # a producer that sent twice
+        sender.send(src, mid.encode(), message_id=mid)
+    sender.flush()
+    group = unique("g")
+
+    def build(dedup):
+        app = App(broker.bootstrap, group, "at-least-once", commit_interval_ms=50)
+
+        @app.processor(source=src, sink=out, dedup=dedup)
+        def ship(msg):
+            return msg.value
+
+        return app
+
+    dedup = MemoryDedupStore() if store == "memory" else SqliteDedupStore(tmp_path / "dedup.db")
+    app = build(dedup)
+    run = Running(app)
+    outs = read_topic(broker.bootstrap, out, 3)
+    assert run.stop() is None
+    assert [m.value() for m in outs] == [b"order-1", b"order-2", b"order-3"]
+    assert app.metrics.duplicates.labels("ship")._value.get() == 2
+    if store == "sqlite":
+        # A new process would find the ids in the file: the same input replayed is skipped entirely.
+        again = SqliteDedupStore(tmp_path / "dedup.db")
+        assert again.seen(["order-1", "order-2", "order-3", "order-4"]) == {"order-1", "order-2", "order-3"}
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+def test_metrics_are_served_with_prometheus_names(broker, topics, unique):
+    src, out = topics
+    produce(broker.bootstrap, src, [b"1", b"2", b"3"])
+    app = App(broker.bootstrap, unique("g"), "exactly-once", instance_id="w0", metrics_port=0)
+
+    @app.processor(source=src, sink=out)
+    def same(msg):
+        return msg.value
+
+    run = Running(app)
+    read_topic(broker.bootstrap, out, 3)
+    port = wait_until(lambda: app.bound_metrics_port, 10, "the metrics port")
+
+    def scrape() -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+    def value(text: str, name: str) -> float:
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else -1.0
+
+    committed_txn = 'odradek_stream_transactions_total{kind="kafka",outcome="committed"}'
+
+    def scraped_after_a_commit() -> str | None:
+        text = scrape()
+        return text if value(text, committed_txn) >= 1 else None
+
+    text = wait_until(scraped_after_a_commit, 10, "a committed transaction in the metrics")
+    assert run.stop() is None
+    assert value(text, f'odradek_stream_records_consumed_total{{topic="{src}"}}') == 3
+    assert value(text, 'odradek_stream_records_processed_total{processor="same"}') == 3
+    assert value(text, f'odradek_stream_records_produced_total{{topic="{out}"}}') == 3
+    assert "odradek_stream_commit_latency_seconds_bucket" in text
+    assert "odradek_stream_batch_processing_seconds_count" in text
+    assert "odradek_stream_consumer_lag" in text
+
+
+# -- start-up errors ---------------------------------------------------------------------------------
+
+
+def test_unreachable_broker_is_one_line_and_exit_status_2(tmp_path):
+    port = free_port()
+    script = (
+        "from odradek.stream import App\n"
+        f"app = App('127.0.0.1:{port}', 'g', startup_timeout_s=2)\n"
+        "app.processor(source='in', sink='out')(lambda m: m.value)\n"
+        "app.run()\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=child_env()
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert time.monotonic() - started < 30
+    lines = [ln for ln in proc.stderr.splitlines() if "odradek.stream" in ln]
+    assert len(lines) == 1, proc.stderr
+    assert f"cannot reach Kafka at 127.0.0.1:{port}" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_broker_that_refuses_the_transactions_the_guarantee_needs(broker, unique):
+    # A broker configured with transaction.max.timeout.ms below the library's transaction timeout
+    # refuses InitProducerId (INVALID_TRANSACTION_TIMEOUT): exactly-once cannot start, and says so.
+    src = unique("in")
+    app = App(
+        broker.bootstrap,
+        unique("g"),
+        "exactly-once",
+        instance_id="w0",
+        producer_config={"transaction.timeout.ms": 900_000_000},
+    )
+
+    @app.processor(source=src, sink=unique("out"))
+    def same(msg):
+        return msg.value
+
+    with pytest.raises(StartupError, match="needs transactions") as e:
+        app.run(exit_on_error=False, install_signal_handlers=False)
+    assert "\n" not in str(e.value)
+
+
+# -- lifecycle ---------------------------------------------------------------------------------------
+
+WORKER = """
+import sys
+from odradek.stream import App
+bootstrap, group, src, out, guarantee = sys.argv[1:6]
+app = App(bootstrap, group, guarantee, instance_id="w0", commit_interval_ms=60_000)
+seen = 0
+@app.processor(source=src, sink=out)
+def same(msg):
+    global seen
+    seen += 1
+    if seen == 50:
+        print("half", flush=True)
+    return msg.value
+app.run()
+print("stopped", flush=True)
+"""
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+def test_sigterm_finishes_commits_and_leaves_within_a_bounded_time(broker, topics, unique, guarantee):
+    src, out = topics
+    produce(broker.bootstrap, src, [b"%d" % i for i in range(100)])
+    group = unique("g")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, broker.bootstrap, group, src, out, guarantee],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    try:
+        assert proc.stdout.readline().strip() == "half"
+        wait_until(
+            lambda: (
+                len(read_topic(broker.bootstrap, out, 100, timeout=2)) == 100 or guarantee == "exactly-once"
+            ),
+            30,
+            "outputs",
+        )
+        started = time.monotonic()
+        proc.terminate()
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped" in rest
+    assert time.monotonic() - started < 15
+    # The commit interval is a minute: only the shutdown can have committed the positions.
+    assert committed(broker.bootstrap, group, src) == [100]
+    assert len(read_topic(broker.bootstrap, out, 100)) == 100
