@@ -198,6 +198,15 @@ def test_claim_creates_rows_and_bumps_the_epoch(engine: sa.Engine) -> None:
     assert store.read("g") == {("orders", 0): (-1, 2), ("orders", 1): (-1, 1)}
 
 
+def test_topics_and_groups_are_compared_exactly(engine: sa.Engine) -> None:
+    """MySQL/MariaDB's default collations would make these one row each (case, trailing space)."""
+    store = SqlOffsetStore(engine)
+    parts = [("Orders", 0), ("orders", 0), ("orders ", 0)]
+    assert store.claim("g", parts) == {tp: (-1, 1) for tp in parts}
+    assert store.claim("G", [("orders", 0)]) == {("orders", 0): (-1, 1)}
+    assert sorted(store.read("g")) == sorted(parts)
+
+
 def test_commit_with_the_current_epoch_moves_the_position(engine: sa.Engine) -> None:
     store = SqlOffsetStore(engine)
     claims = store.claim("g", [("t", 0), ("t", 1)])

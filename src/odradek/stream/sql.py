@@ -33,6 +33,7 @@ from .errors import StreamError
 __all__ = [
     "READ_ONLY",
     "Fenced",
+    "Key",
     "SinkUnavailable",
     "SqlOffsetStore",
     "SqlSink",
@@ -120,7 +121,7 @@ def prepare_sqlite(engine: sa.Engine) -> sa.Engine:
     return engine
 
 
-def _engine_of(url_or_engine: str | sa.URL | sa.Engine) -> tuple[sa.Engine, bool]:
+def engine_of(url_or_engine: str | sa.URL | sa.Engine) -> tuple[sa.Engine, bool]:
     """(engine, whether we created it and so dispose of it)."""
     if isinstance(url_or_engine, sa.Engine):
         return prepare_sqlite(url_or_engine), False
@@ -189,6 +190,38 @@ def check_key(value: str, what: str) -> None:
         raise ValueError(
             f"{what} is {len(value)} characters long; at most {KEY_CHARS_MAX} fit: {value[:40]!r}..."
         )
+
+
+class Key(sa.types.TypeDecorator[str]):
+    """A string key of up to 255 characters, compared exactly on every database.
+
+    VARCHAR(255) on PostgreSQL and SQLite (binary comparisons). On MySQL/MariaDB, VARBINARY(1020)
+    holding the UTF-8 bytes: their default collations fold case and ignore trailing spaces, so as
+    VARCHAR the ids 'Order-1', 'order-1' and 'order-1 ' would be one key (one would be taken for a
+    duplicate of another). 1020 bytes is 255 characters of 4 bytes, well inside InnoDB's 3072-byte
+    index key limit, with room for a second key column.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(KEY_CHARS_MAX)
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql_dialect.VARBINARY(KEY_CHARS_MAX * 4))
+        return dialect.type_descriptor(sa.String(KEY_CHARS_MAX))
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> Any:
+        if value is not None and dialect.name in ("mysql", "mariadb"):
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if isinstance(value, bytes | bytearray):
+            return bytes(value).decode("utf-8")
+        return value
 
 
 def dialect_family(engine_or_conn: sa.Engine | sa.Connection) -> str:
@@ -278,7 +311,7 @@ class SqlSink:
         self.on_conflict = on_conflict
         self.batch_rows = batch_rows
         self.create = create
-        self.engine, self._owns_engine = _engine_of(url_or_engine)
+        self.engine, self._owns_engine = engine_of(url_or_engine)
         self.table_name = table.name if isinstance(table, sa.Table) else table
         self._given = table
         # Built now (no I/O), used when the table does not exist yet.
@@ -476,8 +509,8 @@ class SqlOffsetStore:
         self.table = sa.Table(
             table,
             sa.MetaData(),
-            sa.Column("group_id", sa.String(KEY_CHARS_MAX), primary_key=True),
-            sa.Column("topic", sa.String(KEY_CHARS_MAX), primary_key=True),
+            sa.Column("group_id", Key(), primary_key=True),
+            sa.Column("topic", Key(), primary_key=True),
             sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("next_offset", sa.BigInteger, nullable=False),
             sa.Column("epoch", sa.BigInteger, nullable=False),
