@@ -24,7 +24,7 @@ from odradek.stream import (
     ProcessingError,
     StartupError,
 )
-
+from odradek.stream.dedup import MemoryDedupStore, SqliteDedupStore
 from support.kit import create_topic, wait_until
 from support.net import free_port
 from support.odradek import child_env

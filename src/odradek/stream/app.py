@@ -671,7 +671,9 @@ class _Runner:
         try:
             self._write_rows()
         except Exception as e:  # the database's error: outputs not acknowledged
-            log.warning("odradek.stream: writing rows failed: %s", e)
+            log.warning(
+                "odradek.stream: writing rows failed: %s", e, exc_info=log.isEnabledFor(logging.DEBUG)
+            )
             self.delivery_errors.append(f"database: {e}")
         if self.delivery_errors:
             errors, self.delivery_errors = self.delivery_errors, []
@@ -711,8 +713,7 @@ class _Runner:
 
     @staticmethod
     def _table(sink: Any) -> str:
-        t = getattr(sink, "table", None)
-        return str(getattr(t, "name", t))
+        return str(getattr(sink, "table_name", "?"))
 
     def _mark_all(self, conn: Any, engine: Any = None) -> None:
         for p in self.app._processors:
