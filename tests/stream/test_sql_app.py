@@ -66,7 +66,9 @@ def test_exactly_once_into_sql_commits_positions_with_the_rows_and_resumes_from_
     assert run.stop() is None
     store = SqlOffsetStore(sink.engine)
     stored = store.read(group)
-    assert sum(offset for offset, _epoch in stored.values()) == 200
+    with sink.engine.connect() as conn:
+        per_partition = conn.execute(sa.text("SELECT src_offset FROM ledger ORDER BY src_offset")).all()
+    assert sum(offset for offset, _epoch in stored.values()) == 200, (stored, per_partition[-5:])
     assert {tp[0] for tp in stored} == {src}
     # Kafka's committed offsets are only a copy for lag tools; set them back to 0 to prove that the
     # App resumes from the database's positions, not from Kafka's.
@@ -186,3 +188,18 @@ def test_dead_letters_under_exactly_once_into_sql(broker, unique, tmp_path):
     assert [m.value() for m in letters] == [b"bad"]
     assert SqlOffsetStore(sink.engine).read(app.group_id)[(src, 0)][0] == 3
     sink.close()
+
+
+def test_unreachable_database_at_start_is_one_line(broker, unique):
+    import pytest
+
+    from odradek.stream import StartupError
+    from support.net import free_port
+
+    port = free_port()
+    sink = ledger_sink(f"postgresql+psycopg://odradek@127.0.0.1:{port}/nowhere")
+    app = App(broker.bootstrap, unique("g"), "exactly-once", instance_id="w0")
+    app.processor(source=unique("in"), sink=sink)(lambda m: {"seq": "1", "src_offset": 0})
+    with pytest.raises(StartupError) as e:
+        app.run(exit_on_error=False, install_signal_handlers=False)
+    assert f"127.0.0.1:{port}" in str(e.value) and "\n" not in str(e.value)

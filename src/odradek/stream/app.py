@@ -43,6 +43,8 @@ log = logging.getLogger("odradek.stream")
 
 TP = tuple[str, int]
 _TXN_TIMEOUT_S = 30.0
+_SEEK_ATTEMPTS = 20
+_LAG_INTERVAL_S = 1.0  # consumer-lag gauges: cached watermarks, so cheap
 
 
 class TopicSink:
@@ -283,7 +285,7 @@ class _Runner:
         self.stop_error: BaseException | None = None
         self.cooperative = False
         self._lag_at = 0.0
-        self._pending_seek: dict[TP, int] = {}
+        self._assigning: dict[TP, int] | None = None  # positions chosen inside the assign callback
         self._reset = app._consumer_cfg.get("auto.offset.reset", "earliest")
 
     # -- start / close ------------------------------------------------------------------------------
@@ -376,7 +378,7 @@ class _Runner:
                     self.execute(self.sm.tick(int(time.monotonic() * 1000)))
                 if self.producer is not None:
                     self.producer.poll(0)
-                if now - self._lag_at >= 5.0:
+                if now - self._lag_at >= _LAG_INTERVAL_S:
                     self._lag_at = now
                     self._update_lag()
         finally:
@@ -405,7 +407,6 @@ class _Runner:
         for t, n in counts.items():
             self.m.consumed.labels(t).inc(n)
         self.batch = good
-        self.batch_positions = positions
         self.execute(self.sm.polled(positions, now_ms))
         self.batch = []
 
@@ -649,7 +650,12 @@ class _Runner:
             return
         self.m.commits.labels("ok").inc()
         if isinstance(self.sm, d.AtLeastOnce):
-            ok = {(tp.topic, tp.partition): tp.offset for tp in partitions if tp.error is None}
+            mine = self.sm.processed_positions  # not partitions revoked since the commit was sent
+            ok = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in partitions
+                if tp.error is None and (tp.topic, tp.partition) in mine
+            }
             self.execute(self.sm.committed(ok))
 
     def flush(self, wait: bool) -> None:
@@ -816,12 +822,21 @@ class _Runner:
         for (t, p), o in positions.items():
             if o < 0:
                 o = OFFSET_END if self._reset == "latest" else OFFSET_BEGINNING
-            try:
-                self.consumer.seek(KTP(t, p, o))
-            except KafkaException as e:
-                # Not yet fetching (just assigned): the assignment's own offset is set instead.
-                self._pending_seek[(t, p)] = o
-                log.debug("odradek.stream: seek %s/%d deferred: %s", t, p, e.args[0].str())
+            if self._assigning is not None:
+                # Inside the assignment callback: the positions become the assignment's own offsets
+                # (a seek there would race the assignment, which starts from Kafka's committed offset).
+                self._assigning[(t, p)] = o
+                continue
+            for attempt in range(_SEEK_ATTEMPTS):
+                try:
+                    self.consumer.seek(KTP(t, p, o))
+                    break
+                except KafkaException as e:
+                    # Carrying on from the current position could skip records (after an abort): stop
+                    # instead, once the client has had time to start fetching the partition.
+                    if attempt == _SEEK_ATTEMPTS - 1:
+                        raise StreamError(f"cannot seek {t}/{p} to {o}: {e.args[0].str()}") from e
+                    time.sleep(0.1)
 
     # Exactly-once into SQL ----------------------------------------------------------------------
     def claim(self, partitions: frozenset[TP]) -> None:
@@ -871,18 +886,19 @@ class _Runner:
     def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
         self.m.rebalances.labels("assigned").inc()
         tps = [(tp.topic, tp.partition) for tp in partitions]
-        self._pending_seek = {}
-        self.execute(self.sm.assigned(tps, int(time.monotonic() * 1000)))
-        if self._pending_seek:
+        self._assigning = {}
+        try:
+            self.execute(self.sm.assigned(tps, int(time.monotonic() * 1000)))
             for tp in partitions:
-                o = self._pending_seek.get((tp.topic, tp.partition))
+                o = self._assigning.get((tp.topic, tp.partition))
                 if o is not None:
                     tp.offset = o
+        finally:
+            self._assigning = None
         if self.cooperative:
             consumer.incremental_assign(partitions)
         else:
             consumer.assign(partitions)
-        self._pending_seek = {}
 
     def _on_revoke(self, consumer: Consumer, partitions: list[Any]) -> None:
         self.m.rebalances.labels("revoked").inc()

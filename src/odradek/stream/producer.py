@@ -8,6 +8,7 @@ header on each record, so that a consumer's dedup store can recognise a record s
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -73,9 +74,8 @@ class GuaranteedProducer:
                     f"cannot start a transactional producer on {bootstrap_servers}: {e.args[0].str()}"
                 ) from e
 
-    def _delivered(self, err: Any, msg: Any) -> None:
+    def _delivered(self, mid: str, err: Any, _msg: Any) -> None:
         if err is not None:
-            mid = next((v.decode() for k, v in msg.headers() or () if k == MESSAGE_ID_HEADER), "?")
             self._failed.append((mid, err.str()))
 
     def send(
@@ -98,7 +98,8 @@ class GuaranteedProducer:
         if partition is not None:
             kw["partition"] = partition
         if self.guarantee is Guarantee.AT_LEAST_ONCE:
-            kw["on_delivery"] = self._delivered
+            # A failed record's headers are not reported back, so its id rides with the callback.
+            kw["on_delivery"] = functools.partial(self._delivered, mid)
         while True:
             try:
                 self._producer.produce(topic, **kw)
