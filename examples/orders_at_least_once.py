@@ -106,8 +106,8 @@ def main() -> None:
     handled = sample("odradek_stream_records_processed_total", {"processor": "store_order"}) or 0
     skipped = sample("odradek_stream_duplicates_skipped_total", {"processor": "store_order"}) or 0
     dead = sample("odradek_stream_records_dead_lettered_total", {"processor": "store_order"}) or 0
-    print(f"orders: {int(handled)} records handled, {int(skipped)} duplicates skipped, ", end="")
-    print(f"{int(dead)} dead-lettered", flush=True)
+    line = f"orders: {int(handled)} records handled, {int(skipped)} duplicates skipped"
+    print(f"{line}, {int(dead)} dead-lettered", flush=True)
 
 
 if __name__ == "__main__":
