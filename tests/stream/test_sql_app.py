@@ -68,7 +68,8 @@ def test_exactly_once_into_sql_commits_positions_with_the_rows_and_resumes_from_
     stored = store.read(group)
     with sink.engine.connect() as conn:
         per_partition = conn.execute(sa.text("SELECT src_offset FROM ledger ORDER BY src_offset")).all()
-    assert sum(offset for offset, _epoch in stored.values()) == 200, (stored, per_partition[-5:])
+    # -1: nothing committed yet for a partition (the producer's sticky partitioner may leave one empty)
+    assert sum(max(offset, 0) for offset, _epoch in stored.values()) == 200, (stored, per_partition[-5:])
     assert {tp[0] for tp in stored} == {src}
     # Kafka's committed offsets are only a copy for lag tools; set them back to 0 to prove that the
     # App resumes from the database's positions, not from Kafka's.

@@ -47,6 +47,14 @@ _SEEK_ATTEMPTS = 20
 _LAG_INTERVAL_S = 1.0  # consumer-lag gauges: cached watermarks, so cheap
 
 
+class _AbortNeeded(Exception):
+    """Sending an output failed in a way that dooms the open transaction."""
+
+    def __init__(self, error: KafkaException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class TopicSink:
     """Outputs go to ``topic`` (a plain topic name as ``sink=`` means the same)."""
 
@@ -457,19 +465,28 @@ class _Runner:
             tp = (m.topic(), m.partition())
             msg = Message(m)
             for p in self.app._by_topic.get(m.topic(), ()):
+                key = None
                 if p.dedup is not None:
                     key = p.dedup_key(msg)
                     if key in seen[p.name]:
                         self.m.duplicates.labels(p.name).inc()
                         continue
-                    seen[p.name].add(key)
-                    p.marks.append(key)
-                failure = self._call(p, msg)
+                try:
+                    failure = self._call(p, msg)
+                except _AbortNeeded as e:  # exactly-once: the transaction cannot commit; abort, rewind
+                    log.warning("odradek.stream: sending failed, aborting: %s", e.error.args[0].str())
+                    self._note_processed(processed)
+                    self.execute(self.sm.processed(done))
+                    self.execute(self.sm.commit_failed(e.error, retriable=True))
+                    return
                 if failure is not None:  # stop: commit what came before this record, then stop
                     self._note_processed(processed)
                     self.execute(self.sm.processed(done))
                     self.execute(self.sm.failed(failure))
                     return
+                if key is not None:  # marked once its outputs are acknowledged (or its letter sent)
+                    seen[p.name].add(key)
+                    p.marks.append(key)
             done[tp] = m.offset() + 1
             processed[m.topic()] = processed.get(m.topic(), 0) + 1
         self._note_processed(processed)
@@ -494,15 +511,18 @@ class _Runner:
         return seen
 
     def _call(self, p: _Processor, msg: Message) -> ProcessingError | None:
-        """Run ``p`` on ``msg`` with the retry policy and emit its results; the error if it must stop."""
+        """Run ``p`` on ``msg`` with the retry policy and send its results; the error if it must stop.
+
+        Only the processor's own errors (and results of the wrong type) are processing failures. A
+        client error while sending is not retried here: fatal ones stop the App, abortable ones (under
+        exactly-once) abort and rewind, and any other (an output the broker can never take, such as one
+        too large) goes the way of a processing failure, without retries."""
         policy = p.errors
         attempt = 0
         while True:
             attempt += 1
             try:
-                result = p.fn(msg)
-                self._emit(p, msg, result)
-                return None
+                outputs = self._outputs(p, msg, p.fn(msg))
             except Exception as e:  # the user's code: any error is a processing failure
                 self.m.failed_attempts.labels(p.name).inc()
                 if attempt <= policy.retries:
@@ -517,35 +537,57 @@ class _Runner:
                     )
                     time.sleep(policy.backoff_s(attempt))
                     continue
-                if policy.on_failure == "dead-letter":
-                    self._dead_letter(p, msg, e, attempt)
-                    return None
-                err = ProcessingError(
-                    f"processor {p.name!r} failed {attempt} time(s) on {msg.topic}/{msg.partition} offset "
-                    f"{msg.offset}: {type(e).__name__}: {e}",
-                    topic=msg.topic,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    attempts=attempt,
-                )
-                err.__cause__ = e
-                return err
+                return self._give_up(p, msg, e, attempt)
+            try:
+                self._send(p, outputs)
+            except KafkaException as e:
+                err = e.args[0]
+                if err.fatal():
+                    raise FencedError(f"the producer failed fatally: {err.str()}") from e
+                if err.txn_requires_abort():
+                    raise _AbortNeeded(e) from e
+                self.m.failed_attempts.labels(p.name).inc()
+                return self._give_up(p, msg, e, attempt)
+            return None
 
-    def _emit(self, p: _Processor, msg: Message, result: Any) -> None:
+    def _give_up(
+        self, p: _Processor, msg: Message, e: BaseException, attempts: int
+    ) -> ProcessingError | None:
+        if p.errors.on_failure == "dead-letter":
+            self._dead_letter(p, msg, e, attempts)
+            return None
+        err = ProcessingError(
+            f"processor {p.name!r} failed {attempts} time(s) on {msg.topic}/{msg.partition} offset "
+            f"{msg.offset}: {type(e).__name__}: {e}",
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            attempts=attempts,
+        )
+        err.__cause__ = e
+        return err
+
+    def _outputs(self, p: _Processor, msg: Message, result: Any) -> list[Any]:
+        """The processor's result as sendable outputs (raises TypeError for a result of the wrong kind)."""
         if result is None or p.sink is None:
-            return
+            return []
         # None in a list is "no output" (a tombstone is Output(None)).
         items = [i for i in result if i is not None] if isinstance(result, list | tuple) else [result]
         if isinstance(p.sink, TopicSink):
-            prepared = [self._prepare(p.sink.topic, msg, i, item) for i, item in enumerate(items)]
-            for topic, kw in prepared:
-                self._produce(self.producer, topic, kw)
-            return
-        rows = self.rows[id(p.sink)]
+            return [self._prepare(p.sink.topic, msg, i, item) for i, item in enumerate(items)]
         for item in items:
             if not isinstance(item, Mapping):
                 raise TypeError(f"a SqlSink takes row mappings, not {type(item).__name__}")
-        rows.extend(items)
+        return items
+
+    def _send(self, p: _Processor, outputs: list[Any]) -> None:
+        if not outputs:
+            return
+        if isinstance(p.sink, TopicSink):
+            for topic, kw in outputs:
+                self._produce(self.producer, topic, kw)
+        else:
+            self.rows[id(p.sink)].extend(outputs)
 
     def _prepare(self, topic: str, msg: Message, i: int, item: Any) -> tuple[str, dict[str, Any]]:
         # Output ids are derived from the input's position, so a record processed twice (at-least-once)
@@ -738,7 +780,13 @@ class _Runner:
     # Transactions ------------------------------------------------------------------------------
     def begin(self) -> None:
         assert self.producer is not None
-        self.producer.begin_transaction()
+        try:
+            self.producer.begin_transaction()
+        except KafkaException as e:  # only a fatal producer refuses to begin
+            raise FencedError(
+                f"transactional id {self.app.transactional_id!r} cannot begin a transaction: "
+                f"{e.args[0].str()}"
+            ) from e
 
     def commit_transaction(self, positions: dict[TP, int]) -> None:
         assert self.producer is not None and self.consumer is not None
