@@ -299,7 +299,7 @@ def _versions(qpy: str | None) -> dict:
         "host_cpus": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": confluent_kafka.version(),
         "librdkafka": confluent_kafka.libversion()[0],
     }
     try:
@@ -314,7 +314,7 @@ def _versions(qpy: str | None) -> dict:
                 qpy,
                 "-c",
                 "import quixstreams as q, confluent_kafka as c; "
-                "print(q.__version__, c.version()[0], c.libversion()[0])",
+                "print(q.__version__, c.version(), c.libversion()[0])",
             ],
             capture_output=True,
             text=True,
@@ -421,6 +421,8 @@ class Bench:
             code = worker.terminate(30)
             counter.close()
             worker.close()
+            if not row.sqlite:  # every row starts with the same topics on the broker
+                self.delete_topic(out)
         if res["missing"]:
             raise RuntimeError(f"{res['missing']} of {s.records} outputs missing; log {worker.log_path}")
         secs = (res["last_ns"] - res["first_ns"]) / 1e9
@@ -437,6 +439,13 @@ class Bench:
             "broker_cpu_s": round(cpu_b, 2),
             "worker_exit_code": code,
         }
+
+    def delete_topic(self, name: str) -> None:
+        assert self.ctx is not None
+        try:
+            self.ctx.admin().delete_topics([name], operation_timeout=30)[name].result(60)
+        except Exception as e:  # not fatal: the next row only finds one more topic
+            print(f" (deleting {name}: {e})", end="", flush=True)
 
     # -- recovery after SIGKILL ----------------------------------------------------------------------
     def recovery(self, name: str, role: str, guarantee: str, extra: dict) -> dict:
@@ -503,6 +512,8 @@ class Bench:
             res = counter.result(120)
             w1b.terminate(30)
             w2.terminate(30)
+            for t in (src, out):
+                self.delete_topic(t)
         finally:
             for p in list(self.procs):
                 p.close()
