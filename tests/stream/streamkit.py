@@ -51,6 +51,7 @@ class Worker:
         self.stderr: collections.deque[str] = collections.deque(maxlen=400)
         self.life = 0  # incarnations started
         self.spawned_at: dict[int, float] = {}  # life -> time.time() just before the spawn
+        self.killed_at: dict[int, float] = {}  # life -> time.time() of its SIGKILL
         self.kills = 0
         self.exits: list[tuple[int, int]] = []  # (life, exit code) of exits nobody asked for
         self.frozen = False
@@ -107,6 +108,7 @@ class Worker:
         self._expected_exit = True
         if self.proc.poll() is None:
             self.kills += 1
+            self.killed_at[self.life] = time.time()
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         self.proc.wait(10)
