@@ -767,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="odradek-bench-stream-", dir=args.work_dir))
     t = time.monotonic()
+    started = dt.datetime.now().isoformat(timespec="seconds")
     print(f"== odradek.stream benchmark ({'quick' if args.quick else 'full'}): {sizes}", flush=True)
     try:
         report = Bench(args, sizes, log_dir, work).run()
@@ -775,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     report.update(
         {
-            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "started": started,
             "command": " ".join(["python -m bench.stream", *(argv if argv is not None else sys.argv[1:])]),
             "mode": "quick" if args.quick else "full",
             "sizes": sizes.__dict__,
