@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
+import uuid
 import zlib
 from dataclasses import dataclass, field
 
@@ -279,7 +280,7 @@ def test_worker_and_broker_kills_on_odradek(odradek_factory, guarantee, unique, 
 
 
 def _sql_run(bootstrap: str, kind: str, url: str, unique, rng, restart_broker=None) -> None:
-    topic_in, group, table = unique("in"), unique("g"), unique("rows").replace("-", "_")
+    topic_in, group, table = unique("in"), unique("g"), f"rows_{uuid.uuid4().hex[:12]}"
     create_topic(bootstrap, topic_in, PARTITIONS)
     ends = produce_seqs(bootstrap, topic_in, N, PARTITIONS)
     workers = _workers(bootstrap, "exactly-once", group, topic_in, {"sql_url": url, "table": table})
