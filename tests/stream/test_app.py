@@ -224,7 +224,7 @@ def test_outputs_keep_the_input_key_and_carry_deterministic_message_ids(broker, 
     other = unique("other")
     create_topic(broker.bootstrap, other, 1)
     produce(broker.bootstrap, src, [b"v"], key=b"k1")
-    app = App(broker.bootstrap, unique("g"), "exactly-once", instance_id="w0")
+    app = App(broker.bootstrap, unique("g"), "exactly-once", instance_id="w0", message_ids=True)
 
     @app.processor(source=src, sink=out)
     def fan_out(msg):
@@ -238,6 +238,24 @@ def test_outputs_keep_the_input_key_and_carry_deterministic_message_ids(broker, 
     assert [(m.key(), m.value()) for m in elsewhere] == [(b"k2", b"elsewhere")]
     assert headers_of(outs[0])["message-id"] == f"{src}/0/0/0".encode()
     assert headers_of(elsewhere[0]) == {"h": b"1", "message-id": f"{src}/0/0/1".encode()}
+
+
+@pytest.mark.parametrize("stamp", [False, True])
+def test_message_ids_on_outputs_only_when_asked(broker, topics, unique, stamp):
+    src, out = topics
+    produce(broker.bootstrap, src, [b"a", b"b"], key=b"k", headers=[("trace", b"t1")])
+    app = App(broker.bootstrap, unique("g"), "at-least-once", message_ids=stamp)
+
+    @app.processor(source=src, sink=out)
+    def same(msg):
+        return msg.value  # one bytes value: the fast path
+
+    run = Running(app)
+    outs = read_topic(broker.bootstrap, out, 2)
+    assert run.stop() is None
+    assert [(m.key(), m.value()) for m in outs] == [(b"k", b"a"), (b"k", b"b")]
+    expected = [{"message-id": f"{src}/0/{i}/0".encode()} for i in range(2)] if stamp else [{}, {}]
+    assert [headers_of(m) for m in outs] == expected
 
 
 # -- dedup by message id --------------------------------------------------------------------------
@@ -272,6 +290,45 @@ def test_dedup_skips_a_message_id_seen_before_even_across_restarts(broker, topic
         # A new process would find the ids in the file: the same input replayed is skipped entirely.
         again = SqliteDedupStore(tmp_path / "dedup.db")
         assert again.seen(["order-1", "order-2", "order-3", "order-4"]) == {"order-1", "order-2", "order-3"}
+
+
+def test_dedup_catches_a_repeat_in_a_later_poll_before_the_commit(broker, topics, unique):
+    # The repeat arrives in a second poll, while the first one's mark is still waiting for the commit.
+    src, out = topics
+    sender = GuaranteedProducer(broker.bootstrap, "at-least-once")
+    sender.send(src, b"order-1", message_id="order-1")
+    sender.flush()
+    app = App(broker.bootstrap, unique("g"), "at-least-once", commit_interval_ms=60_000)
+
+    @app.processor(source=src, sink=out, dedup=MemoryDedupStore())
+    def ship(msg):
+        return msg.value
+
+    run = Running(app)
+    read_topic(broker.bootstrap, out, 1)
+    sender.send(src, b"order-1", message_id="order-1")
+    sender.flush()
+    wait_until(lambda: app.metrics.duplicates.labels("ship")._value.get() == 1, 10, "the repeat skipped")
+    assert run.stop() is None
+    assert [m.value() for m in read_topic(broker.bootstrap, out, 1)] == [b"order-1"]
+
+
+def test_exactly_once_without_a_sink_commits_positions_in_transactions(broker, topics, unique):
+    src, _out = topics
+    produce(broker.bootstrap, src, [b"1", b"2", b"3"])
+    group = unique("g")
+    app = App(broker.bootstrap, group, "exactly-once", instance_id="w0")
+    seen: list[bytes] = []
+
+    @app.processor(source=src)
+    def observe(msg):
+        seen.append(msg.value)
+
+    run = Running(app)
+    wait_until(lambda: committed(broker.bootstrap, group, src) == [3], 30, "positions committed")
+    assert run.stop() is None
+    assert seen == [b"1", b"2", b"3"]
+    assert app.metrics.transactions.labels("kafka", "committed")._value.get() >= 1
 
 
 # -- metrics ---------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def test_at_most_once_processing_failure_stops_without_touching_the_committed_po
     m.polled({A: 3}, 0)
     m.committed({A: 3})
     err = RuntimeError("boom")
-    assert m.failed(err) == [d.Stop(err)]
+    # What the records before the failing one gave is still sent (their position is committed).
+    assert m.failed(err) == [d.Flush(wait=True), d.Stop(err)]
     assert m.committed_positions == {A: 3}
 
 
@@ -259,8 +260,21 @@ def test_exactly_once_sql_database_failure_rewinds_and_goes_on():
     m.processed({A: 45})
     m.tick(0)
     m.acknowledged()
-    assert m.commit_failed(RuntimeError("connection lost")) == [d.Rewind({A: 40}, partitions=None)]
+    assert m.commit_failed(RuntimeError("connection lost")) == [d.Rewind({A: 40})]
     assert m.processed_positions == {A: 40}
+
+
+def test_exactly_once_sql_never_rewinds_to_kafkas_offsets():
+    # A partition with no position in the database restarts where a new one would (auto.offset.reset),
+    # not from the group's offsets in Kafka, which this mode does not own.
+    m = d.ExactlyOnceSql(commit_interval_ms=0)
+    m.assigned([A], 0)
+    m.claimed({A: (-1, 1)})
+    m.polled({A: 5}, 0)
+    m.processed({A: 5})
+    m.tick(0)
+    m.acknowledged()
+    assert m.commit_failed(RuntimeError("deadlock")) == [d.Rewind({A: -1})]
 
 
 def test_exactly_once_sql_revocation_commits_first():

@@ -274,6 +274,11 @@ class AtMostOnce(Discipline):
         self.processed_positions.update(positions)
         return []
 
+    def failed(self, error: BaseException) -> list[Action]:
+        # The position is already past the batch: send what the records before the failing one gave.
+        self.stopping = True
+        return [Flush(wait=True), Stop(error)]
+
     def stop(self) -> list[Action]:
         self.stopping = True
         return [Flush(wait=True), Stop()]
@@ -540,9 +545,10 @@ class ExactlyOnceSql(Discipline):
             self.epochs.pop(tp, None)
         self._revoking.clear()
         self._reset_to_committed(self.epochs)
-        back = {tp: self.committed_positions[tp] for tp in self.epochs if tp in self.committed_positions}
-        unknown = frozenset(tp for tp in self.epochs if tp not in self.committed_positions)
-        actions: list[Action] = [Rewind(back or None, partitions=unknown or None)]
+        # A partition with no position in the database yet starts again where a new one would
+        # (-1: auto.offset.reset), never from Kafka's committed offsets, which this mode does not own.
+        back = {tp: self.committed_positions.get(tp, -1) for tp in self.epochs}
+        actions: list[Action] = [Rewind(back)]
         after, self._after_commit = self._after_commit, []
         if error is not None:
             return [*actions, Stop(error)]

@@ -48,8 +48,11 @@ class ErrorPolicy:
     """What happens when a processor raises.
 
     The record is tried ``1 + retries`` times, sleeping ``backoff_ms`` (doubling, at most
-    ``backoff_max_ms``) in between. Then, with ``on_failure="stop"`` the App commits what came before
-    the record and stops with a :class:`ProcessingError`; with ``"dead-letter"`` the record goes to
+    ``backoff_max_ms``) in between. Then, with ``on_failure="stop"`` the App stops with a
+    :class:`ProcessingError` and the record is met again after a restart: at-least-once first commits
+    what came before it; exactly-once aborts the open transaction, so the records before it are
+    processed again (once) after the restart; at-most-once had committed the batch before processing it,
+    sends what came before and loses the rest of the batch. With ``"dead-letter"`` the record goes to
     ``dead_letter_topic`` (default ``<source topic>.dead-letter``) with the error, its origin and the
     attempt count in headers, and processing goes on. Under exactly-once the dead letter is written in
     the same transaction as the outputs. Either way a poison record is never dropped silently.
