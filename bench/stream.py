@@ -278,6 +278,8 @@ def quix_python() -> str:
             "-q",
             "--disable-pip-version-check",
             f"quixstreams=={QUIX_VERSION}",
+            "-c",
+            str(Path(__file__).resolve().parent / "quix-constraints.txt"),
         ],
         check=True,
         timeout=900,
