@@ -121,6 +121,9 @@ def _noticed(log: str) -> str:
     why = re.search(r"transaction aborted, rewinding: (.{0,90})", log)
     if why:
         marks.append(f"commit refused ({why.group(1).strip()})")
+    stopped = re.search(r"CRITICAL odradek\.stream: odradek\.stream: (.{0,110})", log)
+    if stopped:
+        marks.append(f"stopped ({stopped.group(1).strip()})")
     return ", ".join(marks) or "nothing logged"
 
 
