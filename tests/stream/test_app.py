@@ -1,7 +1,8 @@
 """odradek.stream against real brokers (Odradek and Apache Kafka 4.4): processing errors and dead letters,
 retries, dedup by message id, metrics, start-up errors and the SIGTERM lifecycle.
 
-The crash tests (SIGKILLed workers, broker kills) are in test_crash.py, zombie fencing in test_zombie.py.
+The crash tests (SIGKILLed workers, broker kills) are in test_stream_crash.py, zombie fencing in
+test_zombie.py.
 """
 
 from __future__ import annotations

@@ -357,11 +357,6 @@ class _Runner:
         if needs_producer or (needs_dlq and self.g is not Guarantee.AT_MOST_ONCE and not self.sql_eos):
             p_cfg = dict(app._producer_cfg)
             p_cfg.setdefault("error_cb", self._on_client_error)
-            if self.g is Guarantee.EXACTLY_ONCE:
-                # librdkafka 2.16 re-bootstraps when every broker is down at once (a one-node cluster
-                # restarting), and a transactional producer then hangs in send_offsets_to_transaction,
-                # past its timeout, for good (on Odradek and on Kafka 4.4; tests/stream/test_crash.py).
-                p_cfg.setdefault("metadata.recovery.strategy", "none")
             if self.g is Guarantee.AT_LEAST_ONCE:
                 # One callback for the producer, called for failed deliveries only: at-least-once must
                 # know that an output was lost before it commits past its input.
@@ -732,7 +727,12 @@ class _Runner:
                 err = e.args[0]
                 if err.fatal():
                     raise FencedError(f"the producer failed fatally: {err.str()}") from e
-                if err.txn_requires_abort():
+                if err.txn_requires_abort() or (
+                    self.g is Guarantee.EXACTLY_ONCE and err.code() != KafkaError.MSG_SIZE_TOO_LARGE
+                ):
+                    # Under exactly-once a send refused for any reason but the record's own size
+                    # (e.g. "erroneous state" once the broker aborted a transaction that outlived
+                    # transaction.timeout.ms) is the transaction's failure, not the record's.
                     raise _AbortNeeded(e) from e
                 self.m.failed_attempts.labels(p.name).inc()
                 return self._give_up(p, msg, e, attempt)
@@ -1016,9 +1016,9 @@ class _Runner:
             if fatal:
                 log.error("odradek.stream: transactional id %s: %s", self.app.transactional_id, err.str())
                 fenced = FencedError(
-                    f"transactional id {self.app.transactional_id!r} was taken over by another instance "
-                    f"(or failed fatally: {err.str()}); this instance stops. Two running instances must "
-                    f"not share an instance_id"
+                    f"transactional id {self.app.transactional_id!r} was fenced ({err.str()}): another "
+                    f"instance with the same instance_id took over, or this one paused past "
+                    f"transaction.timeout.ms; this instance stops"
                 )
                 self.execute(self.sm.commit_failed(fenced, fatal=True))
             else:
@@ -1039,7 +1039,9 @@ class _Runner:
         except KafkaException as e:
             err = e.args[0]
             raise FencedError(
-                f"cannot abort the transaction of {self.app.transactional_id!r}: {err.str()}"
+                f"cannot abort the transaction of {self.app.transactional_id!r} ({err.str()}): another "
+                f"instance with the same instance_id took over, or this one paused past "
+                f"transaction.timeout.ms; this instance stops"
             ) from e
 
     def rewind(self, a: d.Rewind) -> None:
