@@ -11,28 +11,11 @@ SIGTERM), or pass ``--exit-after-idle SECONDS`` to stop once no view came in for
 
 from __future__ import annotations
 
-import argparse
 import json
-import threading
-import time
+
+from _demo import command_line, idle_stop
 
 from odradek.stream import App, GuaranteedProducer, Message, Output
-
-
-class IdleStop:
-    """Calls ``app.stop()`` once no record was processed for ``idle_s`` seconds (counted from the first)."""
-
-    def __init__(self, app: App, idle_s: float) -> None:
-        self.last: float | None = None
-        threading.Thread(target=self._watch, args=(app, idle_s), daemon=True).start()
-
-    def touch(self) -> None:
-        self.last = time.monotonic()
-
-    def _watch(self, app: App, idle_s: float) -> None:
-        while self.last is None or time.monotonic() - self.last < idle_s:
-            time.sleep(0.1)
-        app.stop()
 
 
 def send_demo(bootstrap: str, topic: str, n: int) -> None:
@@ -47,26 +30,19 @@ def send_demo(bootstrap: str, topic: str, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    parser.add_argument("--group", default="page-metrics")
-    parser.add_argument("--input", default="page-views")
+    parser = command_line(__doc__, group="page-metrics", input_topic="page-views", sample="page views")
     parser.add_argument("--output", default="page-view-metrics")
-    parser.add_argument("--demo", type=int, default=0, metavar="N", help="send N sample page views first")
-    parser.add_argument("--exit-after-idle", type=float, metavar="SECONDS")
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     args = parser.parse_args()
 
     if args.demo:
         send_demo(args.bootstrap, args.input, args.demo)
 
     app = App(args.bootstrap, args.group, "at-most-once", metrics_port=args.metrics_port)
-    idle = IdleStop(app, args.exit_after_idle) if args.exit_after_idle else None
+    touch = idle_stop(app, args.exit_after_idle)
 
     @app.processor(source=args.input, sink=args.output)
     def page_view(msg: Message) -> Output | None:
-        if idle is not None:
-            idle.touch()
+        touch()
         view = json.loads(msg.value)
         if view.get("bot"):
             return None  # no output

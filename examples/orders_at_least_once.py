@@ -14,32 +14,14 @@ transaction as the rows. The malformed order goes to the topic ``orders.dead-let
 
 from __future__ import annotations
 
-import argparse
 import json
-import threading
-import time
 
 import sqlalchemy as sa
+from _demo import command_line, idle_stop
 
 from odradek.stream import App, ErrorPolicy, GuaranteedProducer, Message
 from odradek.stream.dedup import SqliteDedupStore
 from odradek.stream.sql import SqlSink
-
-
-class IdleStop:
-    """Calls ``app.stop()`` once no record was processed for ``idle_s`` seconds (counted from the first)."""
-
-    def __init__(self, app: App, idle_s: float) -> None:
-        self.last: float | None = None
-        threading.Thread(target=self._watch, args=(app, idle_s), daemon=True).start()
-
-    def touch(self) -> None:
-        self.last = time.monotonic()
-
-    def _watch(self, app: App, idle_s: float) -> None:
-        while self.last is None or time.monotonic() - self.last < idle_s:
-            time.sleep(0.1)
-        app.stop()
 
 
 def send_demo(bootstrap: str, topic: str, n: int) -> None:
@@ -58,14 +40,8 @@ def send_demo(bootstrap: str, topic: str, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    parser.add_argument("--group", default="orders")
-    parser.add_argument("--input", default="orders")
+    parser = command_line(__doc__, group="orders", input_topic="orders", sample="orders")
     parser.add_argument("--db", default="orders.db", metavar="PATH", help="the SQLite file (created)")
-    parser.add_argument("--demo", type=int, default=0, metavar="N", help="send N sample orders first")
-    parser.add_argument("--exit-after-idle", type=float, metavar="SECONDS")
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     args = parser.parse_args()
 
     if args.demo:
@@ -92,12 +68,11 @@ def main() -> None:
         errors=ErrorPolicy(retries=0, on_failure="dead-letter"),
         metrics_port=args.metrics_port,
     )
-    idle = IdleStop(app, args.exit_after_idle) if args.exit_after_idle else None
+    touch = idle_stop(app, args.exit_after_idle)
 
     @app.processor(source=args.input, sink=sink, dedup=dedup)
     def store_order(msg: Message) -> dict:
-        if idle is not None:
-            idle.touch()
+        touch()
         order = json.loads(msg.value)
         return {k: order[k] for k in ("order_id", "customer", "amount_cents", "status")}
 

@@ -15,31 +15,13 @@ to stop once no payment came in for that long.
 
 from __future__ import annotations
 
-import argparse
 import json
-import threading
-import time
 
 import sqlalchemy as sa
+from _demo import command_line, idle_stop
 
 from odradek.stream import App, GuaranteedProducer, Message
 from odradek.stream.sql import SqlSink
-
-
-class IdleStop:
-    """Calls ``app.stop()`` once no record was processed for ``idle_s`` seconds (counted from the first)."""
-
-    def __init__(self, app: App, idle_s: float) -> None:
-        self.last: float | None = None
-        threading.Thread(target=self._watch, args=(app, idle_s), daemon=True).start()
-
-    def touch(self) -> None:
-        self.last = time.monotonic()
-
-    def _watch(self, app: App, idle_s: float) -> None:
-        while self.last is None or time.monotonic() - self.last < idle_s:
-            time.sleep(0.1)
-        app.stop()
 
 
 def send_demo(bootstrap: str, topic: str, n: int) -> None:
@@ -54,15 +36,9 @@ def send_demo(bootstrap: str, topic: str, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    parser.add_argument("--group", default="payments")
+    parser = command_line(__doc__, group="payments", input_topic="payments", sample="payments")
     parser.add_argument("--instance-id", help="a name for this instance, stable across restarts")
-    parser.add_argument("--input", default="payments")
     parser.add_argument("--db", required=True, metavar="URL", help="SQLAlchemy URL of the database")
-    parser.add_argument("--demo", type=int, default=0, metavar="N", help="send N sample payments first")
-    parser.add_argument("--exit-after-idle", type=float, metavar="SECONDS")
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     args = parser.parse_args()
 
     if args.demo:
@@ -88,12 +64,11 @@ def main() -> None:
         instance_id=args.instance_id,
         metrics_port=args.metrics_port,
     )
-    idle = IdleStop(app, args.exit_after_idle) if args.exit_after_idle else None
+    touch = idle_stop(app, args.exit_after_idle)
 
     @app.processor(source=args.input, sink=sink)
     def record_payment(msg: Message) -> dict:
-        if idle is not None:
-            idle.touch()
+        touch()
         payment = json.loads(msg.value)
         if payment["amount_cents"] <= 0:
             raise ValueError(f"payment {payment['payment_id']}: amount must be positive")
