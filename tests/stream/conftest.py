@@ -1,7 +1,7 @@
-"""odradek.stream tests. Helpers for the crash and zombie tests live next to them (``streamkit.py``, and
-``worker.py``, the process they SIGKILL and SIGSTOP); this folder is put on ``sys.path``. Each crash or
-zombie run appends one line (lost / duplicates / kills / seconds) to ``streamkit.REPORT``, printed in the
-terminal summary under "odradek.stream runs"."""
+"""odradek.stream tests. Helpers live next to them (``streamkit.py``: Apps run on a thread, topics read
+back, and for the crash and zombie tests ``worker.py``, the process they SIGKILL and SIGSTOP); this
+folder is put on ``sys.path``. Each crash or zombie run appends one line (lost / duplicates / kills /
+seconds) to ``streamkit.REPORT``, printed in the terminal summary under "odradek.stream runs"."""
 
 from __future__ import annotations
 

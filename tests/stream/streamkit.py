@@ -1,6 +1,8 @@
-"""Helpers for the crash and zombie tests of odradek.stream: worker processes (``worker.py``), input
-produced fast, progress (committed offsets in Kafka or in the SQL offset store), output read back and
-tallied per input sequence id, and the one-line-per-run report printed in the terminal summary.
+"""Helpers for the tests of odradek.stream: an App run on a thread of the test (``Running``), input
+produced, output read back and committed offsets read; and for the crash and zombie tests, worker
+processes (``worker.py``), input produced fast, progress (committed offsets in Kafka or in the SQL offset
+store), output read back and tallied per input sequence id, and the one-line-per-run report printed in
+the terminal summary.
 
 Everything talks to loopback brokers and databases only, and every wait is bounded.
 """
@@ -19,10 +21,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from support.odradek import child_env
+
+if TYPE_CHECKING:
+    from odradek.stream import App
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker.py"
@@ -33,6 +39,77 @@ REPORT: list[str] = []
 
 def seq(i: int) -> str:
     return f"{i:06d}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Apps in the test process (test_app.py, test_sql_app.py, test_producer.py)
+
+
+def produce(bootstrap: str, topic: str, values, *, key=None, headers=None) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "log_level": 0})
+    for v in values:
+        p.produce(topic, value=v, key=key, headers=headers)
+    assert p.flush(30) == 0
+
+
+def read_topic(bootstrap: str, topic: str, n: int, partitions: int = 1, timeout: float = 30.0):
+    """Every record of ``topic`` (read_committed) until ``n`` were read or ``timeout``; then a short
+    grace period, so that a test expecting ``n`` also sees an unexpected extra record."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got = []
+    deadline = time.monotonic() + timeout
+    grace = None
+    try:
+        while time.monotonic() < deadline:
+            for m in c.consume(500, 0.2):
+                if m.error() is None:
+                    got.append(m)
+            if len(got) >= n and grace is None:
+                grace = time.monotonic() + 1.0
+            if grace is not None and time.monotonic() > grace:
+                break
+        return got
+    finally:
+        c.close()
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> list[int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+    try:
+        return [tp.offset for tp in c.committed([TopicPartition(topic, p) for p in range(partitions)], 30)]
+    finally:
+        c.close()
+
+
+class Running:
+    """An App run on a thread (no signal handlers); ``stop()`` ends it and returns its error, if any."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.app.run(exit_on_error=False, install_signal_handlers=False)
+        except BaseException as e:  # handed to the test
+            self.error = e
+
+    def stop(self, timeout: float = 30.0) -> BaseException | None:
+        self.app.stop()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "App.run did not return after stop()"
+        return self.error
 
 
 # --------------------------------------------------------------------------------------------------

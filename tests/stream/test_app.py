@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from streamkit import Running, committed, produce, read_topic
 
 from odradek.stream import (
     App,
@@ -31,73 +30,6 @@ from support.net import free_port
 from support.odradek import child_env
 
 GUARANTEES = ["at-most-once", "at-least-once", "exactly-once"]
-
-
-def produce(bootstrap: str, topic: str, values, *, key=None, headers=None) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "log_level": 0})
-    for v in values:
-        p.produce(topic, value=v, key=key, headers=headers)
-    assert p.flush(30) == 0
-
-
-def read_topic(bootstrap: str, topic: str, n: int, partitions: int = 1, timeout: float = 30.0):
-    """Every record of ``topic`` (read_committed) until ``n`` were read or ``timeout``; then a short
-    grace period, so that a test expecting ``n`` also sees an unexpected extra record."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{time.monotonic_ns()}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "log_level": 0,
-        }
-    )
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    got = []
-    deadline = time.monotonic() + timeout
-    grace = None
-    try:
-        while time.monotonic() < deadline:
-            for m in c.consume(500, 0.2):
-                if m.error() is None:
-                    got.append(m)
-            if len(got) >= n and grace is None:
-                grace = time.monotonic() + 1.0
-            if grace is not None and time.monotonic() > grace:
-                break
-        return got
-    finally:
-        c.close()
-
-
-def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> list[int]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
-    try:
-        return [tp.offset for tp in c.committed([TopicPartition(topic, p) for p in range(partitions)], 30)]
-    finally:
-        c.close()
-
-
-class Running:
-    """An App run on a thread (no signal handlers); ``stop()`` ends it and returns its error, if any."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.app.run(exit_on_error=False, install_signal_handlers=False)
-        except BaseException as e:  # handed to the test
-            self.error = e
-
-    def stop(self, timeout: float = 30.0) -> BaseException | None:
-        self.app.stop()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "App.run did not return after stop()"
-        return self.error
 
 
 def headers_of(m) -> dict[str, bytes]:

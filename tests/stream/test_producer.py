@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_app import read_topic
+from streamkit import read_topic
 
 from odradek.stream import DeliveryError, GuaranteedProducer, StartupError, StreamError
 from support.kit import create_topic

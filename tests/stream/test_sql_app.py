@@ -8,7 +8,7 @@ writes the rows (upserted by key) before it commits the positions to Kafka.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from test_app import Running, produce, read_topic
+from streamkit import Running, produce, read_topic
 
 from odradek.stream import App, ErrorPolicy
 from odradek.stream.dedup import SqlDedupStore
