@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from support.kit import read_to_end
 from support.odradek import child_env
 
 if TYPE_CHECKING:
@@ -346,39 +347,14 @@ class Out:
 def read_outputs(bootstrap: str, topic: str, partitions: int, *, committed: bool = True) -> list[Out]:
     """Every record of ``topic`` from the beginning to the end (the LSO for read_committed). Call it when
     no transaction on the topic is open, or read_committed waits for it to end (bounded: 60 s)."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "streamkit-reader-unused",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed" if committed else "read_uncommitted",
-            "fetch.wait.max.ms": 50,
-            "log_level": 0,
-        }
-    )
-    try:
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        out: list[Out] = []
-        at_eof: set[int] = set()
-        deadline = time.monotonic() + 60
-        while len(at_eof) < partitions:
-            assert time.monotonic() < deadline, f"reading {topic} timed out; at the end of {sorted(at_eof)}"
-            for m in c.consume(2000, 0.2):
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        at_eof.add(m.partition())
-                        continue
-                    raise AssertionError(f"consume error: {err}")
-                at_eof.discard(m.partition())
-                value = m.value()
-                assert value.startswith(b"out-"), value
-                writer = dict(m.headers() or []).get("writer", b"?").decode()
-                out.append(Out(m.partition(), m.offset(), value[4:].decode(), writer))
-        return out
-    finally:
-        c.close()
+    out: list[Out] = []
+    group = "streamkit-reader-unused"
+    for m in read_to_end(bootstrap, topic, partitions, committed=committed, group=group, timeout=60):
+        value = m.value()
+        assert value.startswith(b"out-"), value
+        writer = dict(m.headers() or []).get("writer", b"?").decode()
+        out.append(Out(m.partition(), m.offset(), value[4:].decode(), writer))
+    return out
 
 
 def read_rows(url: str, table: str) -> list[Out]:

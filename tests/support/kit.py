@@ -1,5 +1,5 @@
 """Small client-level helpers shared by the test directories: bounded waiting, ready topics, reading a
-partition back."""
+partition or a whole topic back."""
 
 from __future__ import annotations
 
@@ -62,5 +62,43 @@ def read_values(bootstrap: str, topic: str, group: str, partition: int = 0) -> l
                 assert m.error() is None, m.error()
                 got.append(m.value())
         return got
+    finally:
+        c.close()
+
+
+def read_to_end(bootstrap: str, topic: str, partitions: int, *, committed: bool, group: str, timeout: float):
+    """Every record (confluent-kafka ``Message``) of ``topic`` from the beginning up to the end of each
+    partition (the LSO for read_committed), by assignment, in the order consumed. Call it when no
+    transaction on the topic is open, or read_committed waits for it to end (bounded: ``timeout``)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed" if committed else "read_uncommitted",
+            "fetch.wait.max.ms": 50,
+            "log_level": 0,
+        }
+    )
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        out = []
+        at_eof: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(at_eof) < partitions:
+            assert time.monotonic() < deadline, f"reading {topic} timed out; at the end of {sorted(at_eof)}"
+            for m in c.consume(1000, 0.2):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        at_eof.add(m.partition())
+                        continue
+                    raise AssertionError(f"consume error: {err}")
+                at_eof.discard(m.partition())
+                out.append(m)
+        return out
     finally:
         c.close()
