@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from support.kit import read_to_end
 from support.odradek import child_env
+from support.process import stop_process
 
 if TYPE_CHECKING:
     from odradek.stream import App
@@ -199,15 +200,7 @@ class Worker:
         self._expected_exit = True
         if self.frozen:
             self.thaw()
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        return stop_process(self.proc, timeout, kill_wait=10)
 
     def freeze(self) -> None:
         assert self.alive

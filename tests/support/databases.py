@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .deps import MissingDependency
 from .net import LOOPBACK, free_port, tail
+from .process import spawn_logged, stop_process
 
 __all__ = [
     "DatabaseServer",
@@ -166,19 +167,14 @@ class DatabaseServer:
         self._prepare(self.dir)
         self.port = free_port()
         argv = self._argv(self.dir, self.port)
-        with open(self.log_path, "ab") as log:
-            log.write(f"===== odradek tests: starting {' '.join(argv)}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.dir,
-                env={**os.environ, "LC_ALL": "C"},
-                start_new_session=True,  # a Ctrl-C in the terminal reaches pytest, which stops us in order
-                **self._popen_user(),
-            )
+        self._proc = spawn_logged(
+            argv,
+            self.log_path,
+            f"===== odradek tests: starting {' '.join(argv)}\n",
+            cwd=self.dir,
+            env={**os.environ, "LC_ALL": "C"},
+            **self._popen_user(),
+        )
         deadline = time.monotonic() + self.start_timeout_s
         while not self._ready():
             if self._proc.poll() is not None or time.monotonic() > deadline:
@@ -196,16 +192,7 @@ class DatabaseServer:
         """Signal the pid we started, wait (SIGKILL after ``timeout``), remove the directory."""
         proc = self._proc
         if proc is not None:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(self.stop_signal)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    proc.wait(30)
-            self.returncode = proc.returncode
+            self.returncode = stop_process(proc, timeout, self.stop_signal)
             self._proc = None
         if self.dir is not None and not (self.keep if keep is None else keep):
             shutil.rmtree(self.dir, ignore_errors=True)

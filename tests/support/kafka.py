@@ -19,11 +19,9 @@ the readiness probe.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ from pathlib import Path
 
 from .deps import MissingDependency
 from .net import LOOPBACK, free_port, port_accepts, tail
+from .process import kill_process, spawn_logged, stop_process
 
 KAFKA_VERSION = "4.4.0"
 POM = Path(__file__).with_name("kafka-pom.xml")
@@ -434,17 +433,12 @@ class KafkaBroker:
             "kafka.Kafka",
             str(self.properties_path),
         ]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== odradek tests: starting Kafka {KAFKA_VERSION}: {' '.join(argv)}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.work_dir,
-                start_new_session=True,  # a Ctrl-C in the terminal is the harness's to handle
-            )
+        self._proc = spawn_logged(
+            argv,
+            self.log_path,
+            f"\n===== odradek tests: starting Kafka {KAFKA_VERSION}: {' '.join(argv)}\n",
+            cwd=self.work_dir,
+        )
         try:
             self._wait_ready(time.monotonic() + self.start_timeout)
         except BaseException:
@@ -491,15 +485,7 @@ class KafkaBroker:
         proc = self._proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(30)
+        stop_process(proc, timeout)
         _promote_cds(self._cds_pending, proc.returncode)
         self._cds_pending = None
         return proc.returncode
@@ -509,10 +495,7 @@ class KafkaBroker:
         proc = self._proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        proc.wait(30)
+        kill_process(proc)
         _promote_cds(self._cds_pending, proc.returncode)
         self._cds_pending = None
         return proc.returncode

@@ -12,10 +12,8 @@ The child runs the working tree's code: ``<repo>/src`` is put first on its PYTHO
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .net import tail
+from .process import kill_process, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC_DIR = REPO_ROOT / "src"
@@ -184,14 +183,7 @@ class OdradekBroker:
         proc = self._proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+        stop_process(proc, timeout)
         return self._reap(30)
 
     def kill(self) -> int | None:
@@ -199,9 +191,7 @@ class OdradekBroker:
         proc = self._proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        kill_process(proc)
         return self._reap(30)
 
     def restart(self, *, hard: bool = False) -> OdradekBroker:
