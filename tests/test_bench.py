@@ -6,50 +6,22 @@ no errors, for Odradek and both Apache Kafka columns.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from support.benchrun import repo_on_path, run_quick
 
 pytestmark = pytest.mark.slow
 
 
 def test_bench_quick_runs_every_workload(kafka_jars: Path, tmp_path: Path) -> None:
-    sys.path.insert(0, str(REPO))
-    try:
+    with repo_on_path():
         from bench.run import BROKER_ORDER
         from bench.workloads import WORKLOADS
-    finally:
-        sys.path.remove(str(REPO))
 
-    results = tmp_path / "results"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--results-dir",
-            str(results),
-            "--work-dir",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    out = proc.stdout + "\n" + proc.stderr
-    assert proc.returncode == 0, out[-5000:]
-    files = sorted(results.glob("*.json"))
-    assert len(files) == 1, out[-5000:]
-    report = json.loads(files[0].read_text())
+    report = run_quick("bench", tmp_path, "*.json", timeout=900)
     assert report["mode"] == "quick"
     assert set(report["brokers"]) == set(BROKER_ORDER)  # the default run: odradek and both Kafka columns
     problems = []

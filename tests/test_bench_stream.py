@@ -7,49 +7,22 @@ first use) and no errors.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from support.benchrun import repo_on_path, run_quick
 
 pytestmark = pytest.mark.slow
 
 
 def test_bench_stream_quick_runs_every_row(tmp_path: Path) -> None:
-    sys.path.insert(0, str(REPO))
-    try:
+    with repo_on_path():
         from bench.stream import QUICK_SIZES, ROWS
-    finally:
-        sys.path.remove(str(REPO))
 
-    results = tmp_path / "results"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.stream",
-            "--quick",
-            "--results-dir",
-            str(results),
-            "--work-dir",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=1200,  # the first run on a machine also installs Quix Streams into its venv
-    )
-    out = proc.stdout + "\n" + proc.stderr
-    assert proc.returncode == 0, out[-5000:]
-    files = sorted(results.glob("stream-*.json"))
-    assert len(files) == 1, out[-5000:]
-    report = json.loads(files[0].read_text())
+    # The timeout: the first run on a machine also installs Quix Streams into its venv.
+    report = run_quick("bench.stream", tmp_path, "stream-*.json", timeout=1200)
     assert report["mode"] == "quick"
     assert report["skipped"] == {}, report["skipped"]
     problems = []
