@@ -34,7 +34,7 @@ from pathlib import Path
 
 from .deps import MissingDependency
 from .net import LOOPBACK, free_port, tail
-from .process import spawn_logged, stop_process
+from .process import ChildProcess, spawn_logged, stop_process
 
 __all__ = [
     "DatabaseServer",
@@ -107,7 +107,7 @@ def _unprivileged_user() -> pwd.struct_passwd:
     return pwd.getpwnam("nobody")
 
 
-class DatabaseServer:
+class DatabaseServer(ChildProcess):
     """One server process in its own temporary directory. Subclasses fill in the command and the probe.
 
     Usable as a context manager. ``url`` is what a client (SQLAlchemy, redis-py) connects to.
@@ -149,14 +149,6 @@ class DatabaseServer:
     def log_path(self) -> Path:
         assert self.dir is not None, "not started"
         return self.dir / f"{self.kind}.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> DatabaseServer:
         if self.running:

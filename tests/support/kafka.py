@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .deps import MissingDependency
 from .net import LOOPBACK, free_port, port_accepts, tail
-from .process import kill_process, spawn_logged, stop_process
+from .process import ChildProcess, kill_process, spawn_logged, stop_process
 
 KAFKA_VERSION = "4.4.0"
 POM = Path(__file__).with_name("kafka-pom.xml")
@@ -304,7 +304,7 @@ class KafkaStartError(RuntimeError):
     pass
 
 
-class KafkaBroker:
+class KafkaBroker(ChildProcess):
     """A single-node KRaft Apache Kafka broker on loopback, in ``work_dir``.
 
     ``settings`` are extra or overriding ``server.properties`` entries (e.g.
@@ -355,14 +355,6 @@ class KafkaBroker:
         if self.port is None:
             raise RuntimeError("KafkaBroker has not been started")
         return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def server_properties(self) -> dict[str, str]:
         assert self.port is not None and self.controller_port is not None

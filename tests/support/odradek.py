@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .net import tail
-from .process import kill_process, stop_process
+from .process import ChildProcess, kill_process, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC_DIR = REPO_ROOT / "src"
@@ -44,7 +44,7 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-class OdradekBroker:
+class OdradekBroker(ChildProcess):
     """One ``odradek serve`` process on ``data_dir``.
 
     ``settings`` become ``--set k=v`` arguments (Kafka configuration names). The broker's stderr
@@ -85,14 +85,6 @@ class OdradekBroker:
         if self.port is None:
             raise RuntimeError("OdradekBroker has not been started")
         return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def argv(self, listen: str | None = None) -> list[str]:
         args = [

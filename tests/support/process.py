@@ -10,6 +10,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+class ChildProcess:
+    """``pid`` and ``running`` of the one child process an object starts and owns, kept in ``_proc``
+    (None before it was started)."""
+
+    _proc: subprocess.Popen | None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+
 def spawn_logged(
     argv: Sequence[str], log_path: Path, banner: str, *, cwd: Path, **popen: object
 ) -> subprocess.Popen[bytes]:
