@@ -442,17 +442,13 @@ class _Runner:
             raise self.stop_error
 
     def handle_batch(self, msgs: list[Any], now_ms: int) -> None:
-        positions: dict[TP, int] = {}
-        errors = 0
         for m in msgs:
             if m.error() is not None:
-                errors += 1
-                continue
-            positions[(m.topic(), m.partition())] = m.offset() + 1
-        if errors:
-            msgs = self._drop_errors(msgs)
-        if not msgs:
-            return
+                msgs = self._drop_errors(msgs)
+                if not msgs:
+                    return
+                break
+        positions = self._last_positions(msgs)
         self.batch_counts = counts = self._per_topic(msgs)
         for t, n in counts.items():
             self.m.consumed.labels(t).inc(n)
@@ -460,6 +456,20 @@ class _Runner:
         self.batch_positions = positions
         self.execute(self.sm.polled(positions, now_ms))
         self.batch = []
+
+    def _last_positions(self, msgs: list[Any]) -> dict[TP, int]:
+        """The position after the batch, per partition: found from the end, stopping once every
+        assigned partition is seen (records of a partition are in offset order within a batch)."""
+        assert self.consumer is not None
+        want = len(self.consumer.assignment()) or len(msgs)
+        positions: dict[TP, int] = {}
+        for m in reversed(msgs):
+            tp = (m.topic(), m.partition())
+            if tp not in positions:
+                positions[tp] = m.offset() + 1
+                if len(positions) >= want:
+                    break
+        return positions
 
     def _per_topic(self, msgs: list[Any]) -> dict[str, int]:
         if len(self.app._by_topic) == 1:
@@ -583,7 +593,7 @@ class _Runner:
         stamp = self.app.message_ids
         producer = self.producer
         produce = producer.produce  # type: ignore[union-attr]
-        n_done = n_sent = 0
+        n_done = n_fast = 0  # records done (before the one that stopped the batch), fast sends
         for m in msgs:
             msg = Message(m)
             first: _Result | _Failed | None
@@ -593,15 +603,15 @@ class _Runner:
                 first = _Failed(e)
             else:
                 if r.__class__ is bytes:
-                    if stamp:
-                        headers = [
-                            (MESSAGE_ID_HEADER, f"{m.topic()}/{m.partition()}/{m.offset()}/0".encode())
-                        ]
-                    else:
-                        headers = None
+                    headers = None
                     try:
-                        produce(sink, r, m.key(), headers=headers)
-                        n_sent += 1
+                        if stamp:
+                            mid = f"{m.topic()}/{m.partition()}/{m.offset()}/0".encode()
+                            headers = [(MESSAGE_ID_HEADER, mid)]
+                            produce(sink, r, m.key(), headers=headers)
+                        else:
+                            produce(sink, r, m.key())
+                        n_fast += 1
                         n_done += 1
                         continue
                     except BufferError:
@@ -614,7 +624,7 @@ class _Runner:
             if self._general(p, m, msg, seen, first):
                 break
             n_done += 1
-        self._sent[sink] = self._sent.get(sink, 0) + n_sent
+        self._sent[sink] = self._sent.get(sink, 0) + n_fast
         self._finish(msgs, n_done, only, started)
 
     def _general(self, p: _Processor, m: Any, msg: Message, seen: dict[str, set[str]], first: Any) -> bool:
