@@ -169,7 +169,7 @@ def _versions() -> dict:
         "host_mem_gib": round(mem_gib, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": confluent_kafka.version(),
         "librdkafka": confluent_kafka.libversion()[0],
         "java": java,
     }
