@@ -411,3 +411,11 @@ def test_owners_contending_never_fail_with_database_is_locked(sql_url: str, tmp_
         assert SqlOffsetStore(engine).read("g")[("t", 0)][0] == committed
     finally:
         engine.dispose()
+
+
+def test_a_table_name_the_database_would_cut_is_refused(postgres_url):
+    with pytest.raises(ValueError, match="longer than postgresql's 63-byte identifiers"):
+        SqlSink(postgres_url, "t" * 64, key=["id"], columns=[sa.Column("id", sa.Integer, primary_key=True)])
+    SqlSink(
+        postgres_url, "t" * 63, key=["id"], columns=[sa.Column("id", sa.Integer, primary_key=True)]
+    ).close()

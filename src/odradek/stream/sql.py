@@ -272,6 +272,10 @@ def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 # SqlSink
 
 
+# Longest identifiers, in bytes: PostgreSQL's NAMEDATALEN - 1; MySQL/MariaDB's 64 characters.
+_IDENTIFIER_BYTES_MAX = {"postgresql": 63, "mysql": 64, "mariadb": 64}
+
+
 class SqlSink:
     """Rows (mappings) upserted by unique key into one table, batched.
 
@@ -313,6 +317,13 @@ class SqlSink:
         self.create = create
         self.engine, self._owns_engine = engine_of(url_or_engine)
         self.table_name = table.name if isinstance(table, sa.Table) else table
+        limit = _IDENTIFIER_BYTES_MAX.get(self.engine.dialect.name)
+        if limit is not None and len(self.table_name.encode()) > limit:
+            # PostgreSQL would silently cut the name, and the table then not be found by it.
+            raise ValueError(
+                f"SqlSink: table name {self.table_name!r} is longer than {self.engine.dialect.name}'s "
+                f"{limit}-byte identifiers"
+            )
         self._given = table
         # Built now (no I/O), used when the table does not exist yet.
         self._built = (
