@@ -2,7 +2,7 @@
 sequence checks on the wire (duplicate -> original offset, gap -> 45, stale epoch -> 47).
 
 Both brokers. The chaos test uses private brokers whose ``advertised.listeners`` name the proxy, so a
-client cannot bypass the proxy after bootstrap (see ``chaosproxy.py``).
+client cannot bypass the proxy after bootstrap (see ``odradek.verify.proxy``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from chaosproxy import ChaosProxy
 from eoskit import (
     INVALID_PRODUCER_EPOCH,
     NONE,
@@ -23,6 +22,7 @@ from eoskit import (
     values_of,
 )
 
+from odradek.verify.proxy import ChaosProxy
 from support.net import LOOPBACK, free_port
 
 N = 20_000

@@ -1,8 +1,14 @@
-"""A fault-injecting TCP proxy on loopback, for idempotence tests.
+"""A fault-injecting TCP proxy on loopback, between Kafka clients and a broker: the network faults of
+``odradek verify`` and of the test suite.
 
-It listens on a free 127.0.0.1 port and forwards every connection to a target broker. While chaos is on
-it cuts connections mid-stream, so requests that already reached the broker lose their responses and the
-client has to retry them:
+It listens on a free 127.0.0.1 port and forwards every connection to a target broker. Two faults:
+
+**Black hole** (``blackhole(seconds)``): nothing is forwarded either way for a while; bytes wait in the
+sockets, as over a network partition that heals. Clients time out and retry, and requests that reached
+the broker before it may have their responses arrive long after.
+
+**Chaos** (``chaos = True``): it cuts connections mid-stream, so requests that already reached the
+broker lose their responses and the client has to retry them:
 
 * every connection gets a random budget of client->broker bytes (``min_bytes``..``max_bytes``); when a chunk
   would exceed it, only part of the chunk is forwarded (a request cut in half) and both sides are aborted;
@@ -44,6 +50,10 @@ class ChaosProxy:
         self.port = 0
         self.cuts = 0  # connections aborted by the proxy
         self.connections = 0
+        self.blackholes = 0
+        self._open = threading.Event()  # set: traffic flows; cleared during a black hole
+        self._open.set()
+        self._flowing: asyncio.Event | None = None
         self._loop = asyncio.new_event_loop()
         self._live: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._server: asyncio.Server | None = None
@@ -67,12 +77,34 @@ class ChaosProxy:
     def cut_all(self) -> None:
         self._loop.call_soon_threadsafe(self._cut_all)
 
+    def blackhole(self, seconds: float) -> None:
+        """Forward nothing, either way, for ``seconds`` (from now); returns at once."""
+        self.blackholes += 1
+        self._open.clear()
+        self._loop.call_soon_threadsafe(self._hold, seconds)
+
+    @property
+    def blackholed(self) -> bool:
+        return not self._open.is_set()
+
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     # -- inside the loop -----------------------------------------------------------------------------
+    def _hold(self, seconds: float) -> None:
+        assert self._flowing is not None
+        self._flowing.clear()
+        self._loop.call_later(seconds, self._release)
+
+    def _release(self) -> None:
+        assert self._flowing is not None
+        self._flowing.set()
+        self._open.set()
+
     async def _start(self) -> None:
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         self._ticker = asyncio.create_task(self._tick())
@@ -117,6 +149,8 @@ class ChaosProxy:
         pair = (c_writer, b_writer)
         self._live.add(pair)
         budget = self.rng.randint(self.min_bytes, self.max_bytes)
+        flowing = self._flowing
+        assert flowing is not None
 
         async def upstream() -> None:
             nonlocal budget
@@ -124,6 +158,7 @@ class ChaosProxy:
                 data = await c_reader.read(65536)
                 if not data:
                     break
+                await flowing.wait()
                 if self.chaos and len(data) >= budget:
                     b_writer.write(data[: self.rng.randint(0, max(0, budget - 1))])
                     await asyncio.sleep(0)
@@ -138,6 +173,7 @@ class ChaosProxy:
                 data = await b_reader.read(65536)
                 if not data:
                     break
+                await flowing.wait()
                 c_writer.write(data)
                 await c_writer.drain()
 
