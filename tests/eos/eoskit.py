@@ -27,7 +27,7 @@ from kio.schema.offset_fetch.v7.request import OffsetFetchRequest
 from kio.schema.produce.v9.request import ProduceRequest
 from kio.schema.txn_offset_commit.v3.request import TxnOffsetCommitRequest
 
-from support.kit import admin, create_topic, wait_until  # noqa: F401  (shared; re-exported)
+from support.kit import admin, create_topic, read_to_end, wait_until  # noqa: F401  (shared; re-exported)
 from wire import WireClient
 
 TIMEOUT_S = 30.0
@@ -103,39 +103,12 @@ def read_all(
 ) -> list[Rec]:
     """Everything in ``topic`` from the beginning up to the end (the LSO for read_committed), by
     assignment. Call it when no transaction is open on the topic. Sorted by (partition, offset)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "eos-reader-unused",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed" if committed else "read_uncommitted",
-            "fetch.wait.max.ms": 50,
-            "log_level": 0,
-        }
+    msgs = read_to_end(
+        bootstrap, topic, partitions, committed=committed, group="eos-reader-unused", timeout=timeout
     )
-    try:
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        out: list[Rec] = []
-        at_eof: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while len(at_eof) < partitions:
-            assert time.monotonic() < deadline, f"read_all({topic}) timed out; eof on {sorted(at_eof)}"
-            for m in c.consume(1000, 0.2):
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        at_eof.add(m.partition())
-                        continue
-                    raise AssertionError(f"consume error: {err}")
-                at_eof.discard(m.partition())
-                out.append(Rec(m.partition(), m.offset(), m.value().decode()))
-        out.sort(key=lambda r: (r.partition, r.offset))
-        return out
-    finally:
-        c.close()
+    out = [Rec(m.partition(), m.offset(), m.value().decode()) for m in msgs]
+    out.sort(key=lambda r: (r.partition, r.offset))
+    return out
 
 
 def values_of(recs: Iterable[Rec]) -> list[str]:

@@ -191,6 +191,38 @@ def test_message_ids_on_outputs_only_when_asked(broker, topics, unique, stamp):
     assert [headers_of(m) for m in outs] == expected
 
 
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+def test_several_processors_share_one_app(broker, unique, guarantee):
+    orders, refunds, receipts, audit = (unique(n) for n in ("orders", "refunds", "receipts", "audit"))
+    for t in (orders, refunds, receipts, audit):
+        create_topic(broker.bootstrap, t, 1)
+    produce(broker.bootstrap, orders, [b"o1", b"o2"])
+    produce(broker.bootstrap, refunds, [b"r1"])
+    group = unique("g")
+    app = App(broker.bootstrap, group, guarantee, instance_id="w0")
+
+    @app.processor(source=orders, sink=receipts)
+    def receipt(msg):
+        return b"receipt:" + msg.value
+
+    @app.processor(source=[orders, refunds], sink=audit)
+    def log(msg):
+        return [msg.topic.encode() + b":" + msg.value]
+
+    run = Running(app)
+    got_receipts = read_topic(broker.bootstrap, receipts, 2)
+    got_audit = read_topic(broker.bootstrap, audit, 3)
+    wait_until(lambda: committed(broker.bootstrap, group, orders) == [2], 30, "orders committed")
+    wait_until(lambda: committed(broker.bootstrap, group, refunds) == [1], 30, "refunds committed")
+    assert run.stop() is None
+    assert [m.value() for m in got_receipts] == [b"receipt:o1", b"receipt:o2"]
+    assert sorted(m.value() for m in got_audit) == sorted(
+        [f"{orders}:o1".encode(), f"{orders}:o2".encode(), f"{refunds}:r1".encode()]
+    )
+    assert app.metrics.processed.labels("receipt")._value.get() == 2
+    assert app.metrics.processed.labels("log")._value.get() == 3
+
+
 # -- dedup by message id --------------------------------------------------------------------------
 
 

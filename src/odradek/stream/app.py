@@ -527,9 +527,10 @@ class _Runner:
     def process(self, only: frozenset[TP] | None) -> None:
         """Run the processors over the batch in hand, in order.
 
-        This is the per-record path, so it is written for speed: a processor with a topic sink and no
-        dedup store whose result is one ``bytes`` value is sent straight away; anything else (other
-        results, dedup, SQL rows, errors and retries) takes the general path record by record."""
+        This is the per-record path. An App of one processor with a topic sink and no dedup store takes
+        :meth:`_process_one`, where a result of one ``bytes`` value is sent straight away; anything else
+        (other results, dedup, SQL rows, several processors, errors and retries) takes the general path
+        record by record."""
         started = time.perf_counter()
         msgs = self.batch
         if only is not None:
@@ -538,45 +539,14 @@ class _Runner:
                 self.m.discarded.inc(len(msgs) - len(kept))
             msgs = kept
         seen = self._seen(msgs)
-        route = self.app._by_topic
-        stamp = self.app.message_ids
-        producer = self.producer
-        produce = producer.produce if producer is not None else None
-        sent = self._sent
-        n_done = 0
         if len(self.app._processors) == 1 and self.app._processors[0].fast:
             return self._process_one(msgs, only, seen, started)
+        # Several processors: each record through each of its processors on the general path.
+        route = self.app._by_topic
+        n_done = 0
         for m in msgs:
-            t = m.topic()
-            for p in route[t]:
-                msg = Message(m)
-                first: _Result | _Failed | None = None
-                if p.fast:
-                    try:
-                        r = p.fn(msg)
-                    except Exception as e:  # its first attempt; the general path retries
-                        first = _Failed(e)
-                    else:
-                        if r.__class__ is bytes:
-                            sink = p.sink.topic
-                            if stamp:
-                                mid = f"{t}/{m.partition()}/{m.offset()}/0".encode()
-                                headers = [(MESSAGE_ID_HEADER, mid)]
-                            else:
-                                headers = None
-                            try:
-                                produce(sink, r, m.key(), headers=headers)
-                                sent[sink] = sent.get(sink, 0) + 1
-                                continue
-                            except BufferError:
-                                self._produce(
-                                    producer, sink, {"value": r, "key": m.key(), "headers": headers}
-                                )
-                                continue
-                            except KafkaException:
-                                pass  # the general path sends it again and judges the error
-                        first = _Result(r)
-                if self._general(p, m, msg, seen, first):
+            for p in route[m.topic()]:
+                if self._general(p, m, Message(m), seen, None):
                     self._finish(msgs, n_done, only, started)
                     return
             n_done += 1
