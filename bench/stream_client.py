@@ -392,13 +392,18 @@ def role_count(p: dict) -> dict:
 
 
 def role_count_sql(p: dict) -> dict:
-    """Poll ``SELECT count(*)`` of the SQLite table until it holds ``expected`` rows."""
+    """Poll ``SELECT count(*)`` of the SQLite table until it holds ``expected`` rows.
+
+    A SQL sink's rows carry no write time, and one commit can make many (in a short run, all) visible at
+    once, so the window starts at the last read that found none, at most one poll (20 ms) before the
+    first commit showed; a topic row's window starts at its first output's timestamp."""
     import sqlite3
 
     expected = int(p["expected"])
     deadline = time.monotonic() + float(p.get("timeout_s", 600))
     emit("READY")
     first_ns = last_ns = 0
+    empty_ns = now_ns()
     n = 0
     while time.monotonic() < deadline:
         try:
@@ -407,11 +412,15 @@ def role_count_sql(p: dict) -> dict:
                 n = db.execute(f'SELECT count(*) FROM "{p["table"]}"').fetchone()[0]
             finally:
                 db.close()
-        except sqlite3.OperationalError:  # not created yet
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):  # locked past the timeout: read again
+                continue
             n = 0
         t = now_ns()
-        if n and not first_ns:
-            first_ns = t
+        if not n:
+            empty_ns = t
+        elif not first_ns:
+            first_ns = empty_ns
         if n >= expected:
             last_ns = t
             break
