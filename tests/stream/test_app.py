@@ -299,6 +299,39 @@ def test_exactly_once_without_a_sink_commits_positions_in_transactions(broker, t
 # -- metrics ---------------------------------------------------------------------------------------
 
 
+def test_on_transaction_reports_each_outcome_and_outputs_carry_the_open_ordinal(broker, topics, unique):
+    """Exactly-once into Kafka: every output is written inside the transaction ``app.transaction`` names,
+    and ``on_transaction`` reports each ending once, in order; an observer that raises changes nothing."""
+    src, out = topics
+    produce(broker.bootstrap, src, [b"1", b"2", b"3"])
+    ended: list[tuple[int, str]] = []
+
+    def observe(n: int, outcome: str) -> None:
+        ended.append((n, outcome))
+        raise RuntimeError("an observer's bug")
+
+    app = App(broker.bootstrap, unique("g"), "exactly-once", instance_id="w0", on_transaction=observe)
+
+    @app.processor(source=src, sink=out)
+    def tag(msg):
+        assert app.transaction is not None
+        return Output(msg.value, headers=[("txn", str(app.transaction))])
+
+    run = Running(app)
+    got = read_topic(broker.bootstrap, out, 3)
+    produce(broker.bootstrap, src, [b"4"])
+    got += read_topic(broker.bootstrap, out, 4)[3:]
+    assert run.stop() is None
+    assert app.transaction is None
+    ordinals = [n for n, _o in ended]
+    assert ordinals == list(range(1, len(ordinals) + 1)), ended
+    outcomes = dict(ended)
+    assert sorted(m.value() for m in got) == [b"1", b"2", b"3", b"4"]
+    for m in got:
+        assert outcomes[int(headers_of(m)["txn"])] == "committed", (m.value(), ended)
+    assert len({headers_of(m)["txn"] for m in got}) >= 2  # the fourth record came in a later one
+
+
 def test_metrics_are_served_with_prometheus_names(broker, topics, unique):
     src, out = topics
     produce(broker.bootstrap, src, [b"1", b"2", b"3"])
