@@ -1047,6 +1047,32 @@ class _Runner:
             except Exception:  # an observer's bug must not change what the App does
                 log.exception("odradek.stream: on_transaction callback failed")
 
+    _COORDINATOR_MOVING = (
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._WAIT_COORD,
+    )
+
+    def _committed_positions(self, tps: list[Any]) -> list[Any]:
+        """The group's committed positions. A coordinator that moves (its broker crashed, or leadership
+        of the offsets partition changed) answers NOT_COORDINATOR and the like, which the client does
+        not retry on this call: asked again until ``_TXN_TIMEOUT_S`` has passed."""
+        assert self.consumer is not None
+        deadline = time.monotonic() + _TXN_TIMEOUT_S
+        while True:
+            try:
+                return self.consumer.committed(tps, timeout=max(1.0, deadline - time.monotonic()))
+            except KafkaException as e:
+                err = e.args[0]
+                moving = err.retriable() or err.code() in self._COORDINATOR_MOVING
+                if not moving or time.monotonic() >= deadline:
+                    raise StreamError(f"cannot read committed offsets to rewind: {err.str()}") from e
+                log.warning("odradek.stream: reading committed offsets again: %s", err.str())
+                time.sleep(0.2)
+
     def rewind(self, a: d.Rewind) -> None:
         assert self.consumer is not None
         self.m.rewinds.inc()
@@ -1061,10 +1087,7 @@ class _Runner:
         elif a.partitions is not None:
             ask = set(a.partitions) & assigned
         if ask:
-            try:
-                committed = self.consumer.committed([KTP(t, p) for t, p in ask], timeout=30)
-            except KafkaException as e:
-                raise StreamError(f"cannot read committed offsets to rewind: {e.args[0].str()}") from e
+            committed = self._committed_positions([KTP(t, p) for t, p in ask])
             for tp in committed:
                 targets[(tp.topic, tp.partition)] = tp.offset
         self.seek(targets)
