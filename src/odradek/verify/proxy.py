@@ -40,7 +40,9 @@ class ChaosProxy:
         min_bytes: int = 20_000,
         max_bytes: int = 400_000,
         seed: int = 1,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
     ) -> None:
+        self.listen = listen
         self.every_s = every_s
         self.min_bytes = min_bytes
         self.max_bytes = max_bytes
@@ -89,7 +91,7 @@ class ChaosProxy:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.listen[0]}:{self.port}"
 
     # -- inside the loop -----------------------------------------------------------------------------
     def _hold(self, seconds: float) -> None:
@@ -105,7 +107,7 @@ class ChaosProxy:
     async def _start(self) -> None:
         self._flowing = asyncio.Event()
         self._flowing.set()
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, reuse_address=True)
+        self._server = await asyncio.start_server(self._handle, *self.listen, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         self._ticker = asyncio.create_task(self._tick())
 

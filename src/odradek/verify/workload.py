@@ -9,9 +9,10 @@ whose checksum does not match is corrupt, and counted as such, never taken for a
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import crc32c
 
@@ -75,8 +76,15 @@ def produce(
     acks: str = "all",
     first_seq: int = 0,
     config: dict | None = None,
+    rate: float | None = None,
+    stop: threading.Event | None = None,
+    on_sent: Callable[[int], None] | None = None,
 ) -> Produced:
-    """Send ``count`` workload records and wait for every answer; what each answer said is recorded."""
+    """Send ``count`` workload records and wait for every answer; what each answer said is recorded.
+
+    ``rate``: at most this many records per second (paced from the start, so a stall is caught up);
+    ``stop``: set it to send no more (the records not sent are left out of ``sent``); ``on_sent(n)``
+    is called now and then with the number sent so far."""
     from confluent_kafka import Producer
 
     cfg = {"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5, "log_level": 0}
@@ -95,9 +103,21 @@ def produce(
         seq = parse_value(msg.value())
         acked[seq] = Ack(seq, msg.partition(), msg.offset())
 
+    # Connected before the first send: a record's timestamp is taken when it is handed to the client,
+    # so without this the first ones would carry the client's start-up in their latency.
+    p.list_topics(topic, timeout=30)
     started = time.monotonic()
     seqs = range(first_seq, first_seq + count)
-    for seq in seqs:
+    for i, seq in enumerate(seqs):
+        if rate:
+            ahead = started + i / rate - time.monotonic()
+            if ahead > 0.002:
+                p.poll(ahead)
+        if stop is not None and stop.is_set():
+            seqs = range(first_seq, seq)
+            break
+        if on_sent is not None and i % 100 == 0:
+            on_sent(i)
         kw = {
             "key": key_of(seq, keys),
             "value": make_value(seq, value_bytes),
@@ -111,6 +131,8 @@ def produce(
             except BufferError:
                 p.poll(0.05)
     left = p.flush(120)
+    if on_sent is not None:
+        on_sent(len(seqs))
     # acks=0: the client reports every record as delivered, at offset -1; nothing was acknowledged.
     got_acks = acks not in ("0",)
     sent = [Sent(seq, key_of(seq, keys), acked=got_acks and seq in acked) for seq in seqs]
@@ -122,6 +144,7 @@ class ReadBack:
     deliveries: list[Delivery]
     log: dict[tuple[int, int], int]  # (partition, offset) -> seq
     corrupt: int
+    times_ms: list[int] = field(default_factory=list)  # each delivery's record timestamp
 
 
 def read(
@@ -131,9 +154,11 @@ def read(
     isolation: str = "read_committed",
     timeout_s: float = 60.0,
     aborted: Iterable[int] = (),
+    aborted_txns: Iterable[bytes] = (),
 ) -> ReadBack:
     """Every record of ``topic`` from the start to its end offsets (taken when the read begins), in the
-    order returned; ``aborted`` names inputs known to be in aborted transactions."""
+    order returned; ``aborted`` names inputs known to be in aborted transactions, ``aborted_txns`` the
+    transactions (by the value of a record's ``txn`` header) known to have been aborted."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer(
@@ -154,6 +179,8 @@ def read(
             ends[p] = hi
         c.assign([TopicPartition(topic, p, 0) for p in parts])
         bad = set(aborted)
+        bad_txns = set(aborted_txns)
+        times: list[int] = []
         deliveries: list[Delivery] = []
         log: dict[tuple[int, int], int] = {}
         corrupt = 0
@@ -172,13 +199,17 @@ def read(
                 except CorruptRecord:
                     corrupt += 1
                 else:
-                    deliveries.append(Delivery(seq, aborted=seq in bad))
+                    in_aborted = seq in bad
+                    if bad_txns and not in_aborted:
+                        in_aborted = any(k == "txn" and v in bad_txns for k, v in m.headers() or ())
+                    deliveries.append(Delivery(seq, aborted=in_aborted))
+                    times.append(m.timestamp()[1])
                     log[(m.partition(), m.offset())] = seq
                 if m.offset() + 1 >= ends[m.partition()]:
                     done.add(m.partition())
             for p in parts:  # a read_committed reader may stop short of the end (markers, aborts)
                 if p not in done and c.position([TopicPartition(topic, p)])[0].offset >= ends[p]:
                     done.add(p)
-        return ReadBack(deliveries, log, corrupt)
+        return ReadBack(deliveries, log, corrupt, times)
     finally:
         c.close()
