@@ -5,47 +5,18 @@ artefact, in ``$ODRADEK_ARTIFACTS`` (default: build/test-artifacts)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from odradek.verify import report
-from support.deps import missing_dependency
-from support.node import json_lines, run_node
+from support.browser import PLOT_IDS, open_report
 from support.verify_sample import sample_result
-
-REPO = Path(__file__).resolve().parents[1]
-PLOT_IDS = ("plot-throughput", "plot-latency", "plot-faults")
-
-
-def chromium() -> str:
-    path = os.environ.get("ODRADEK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.access(path, os.X_OK):
-        missing_dependency("`chromium` not found", "run scripts/test as root: it installs Debian's chromium")
-    return path
-
-
-def artifacts_dir() -> Path:
-    path = Path(os.environ.get("ODRADEK_ARTIFACTS") or REPO / "build" / "test-artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def test_the_html_report_renders_in_headless_chromium(kafkajs: Path, tmp_path: Path) -> None:
     """``kafkajs`` is the fixture that installs tests/node's packages (playwright-core among them)."""
-    browser = chromium()
     html_path = tmp_path / "verify-report.html"
-    png_path = tmp_path / "verify-report.png"
     report.write_html(sample_result(kept=False), html_path)  # the broken one shows more
-
-    proc = run_node("verify_report.js", browser, html_path, png_path, timeout=180)
-    (seen,) = json_lines(proc.stdout)
-
-    out = artifacts_dir()
-    shutil.copyfile(png_path, out / "verify-report.png")
-    shutil.copyfile(html_path, out / "verify-report.html")
-    print(f"screenshot of the HTML report: {out / 'verify-report.png'}")
-
+    seen, png_path = open_report(html_path, "verify-report")
     assert seen["pageErrors"] == []
     assert seen["consoleErrors"] == []
     assert seen["requests"] == []  # nothing but the file itself was loaded

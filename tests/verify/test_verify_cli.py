@@ -10,14 +10,18 @@ import pytest
 from verifykit import run_verify
 
 from odradek.verify.checker import GUARANTEES
+from support.browser import PLOT_IDS, open_report
 
 pytestmark = pytest.mark.slow
 
 ROWS = ["at-most-once", "at-least-once", "exactly-once", "exactly-once → SQL"]
 
 
-def test_with_no_arguments_it_runs_every_guarantee_under_every_fault_and_exits_0(tmp_path):
-    out = run_verify(tmp_path, timeout=900)
+def test_with_no_arguments_it_runs_every_guarantee_under_every_fault_and_exits_0(tmp_path, kafkajs):
+    """(Besides --quiet and --json, which the tests read, and --report, which Chromium opens.)
+    ``kafkajs`` installs tests/node's packages, playwright-core among them."""
+    html = tmp_path / "report.html"
+    out = run_verify(tmp_path, "--report", str(html), timeout=900)
     assert out.code == 0, out.explain()
     r = out.result
     assert [row["name"] for row in r["rows"]] == ROWS
@@ -36,6 +40,13 @@ def test_with_no_arguments_it_runs_every_guarantee_under_every_fault_and_exits_0
     # The matrix, in the terminal.
     for word in ("Lost", "Duplicates", "Reordered", "Aborted", "Throughput", "p99", "Overhead", *ROWS):
         assert word in out.stdout, out.explain()
+    # The report of this real run, in a real browser.
+    seen, _png = open_report(html, "verify-default-run")
+    assert seen["pageErrors"] == [] and seen["consoleErrors"] == [] and seen["requests"] == [], seen
+    assert seen["matrixRows"] == 4
+    for plot_id in PLOT_IDS:
+        plot = seen["plots"][plot_id]
+        assert plot["found"] and plot["svgs"] >= 1 and plot["width"] > 100, (plot_id, plot)
 
 
 @pytest.mark.parametrize(
