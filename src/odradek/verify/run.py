@@ -266,6 +266,7 @@ class Run:
         self._txn_lock = threading.Lock()
         self.proxy: ChaosProxy | None = None
         self.extra_proxies: list[ChaosProxy] = []
+        self._offset_readers: dict[str, Any] = {}
         self.broker: BrokerProcess | None = None
         self.bootstrap = ""
         self._own_dir = opts.work_dir is None
@@ -313,6 +314,9 @@ class Run:
         self.target = "external cluster" if self.opts.bootstrap else "embedded Odradek broker"
 
     def close(self) -> None:
+        for c in self._offset_readers.values():
+            with contextlib.suppress(Exception):
+                c.close()
         for p in self.pipelines:
             for w in p.workers:
                 w.kill()
@@ -405,7 +409,7 @@ class Run:
         finally:
             c.close()
 
-    def _committed(self, p: _Pipeline, source: str) -> dict[int, int]:
+    def _committed(self, p: _Pipeline, source: str, ends: dict[int, int]) -> dict[int, int]:
         if p.row.sink == "sql":
             import sqlalchemy as sa
 
@@ -424,14 +428,27 @@ class Run:
             finally:
                 engine.dispose()
             return {int(r[0]): int(r[1]) for r in rows}
-        from confluent_kafka import ConsumerGroupTopicPartitions
+        # Read by a consumer of the group that never joins it (committed() only). Not with the
+        # AdminClient's list_consumer_group_offsets: librdkafka 2.16 crashes (SIGSEGV in
+        # rd_kafka_cgrp_op) handling an OffsetFetch error answer there, seen on a fresh Kafka cluster.
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-        f = self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(p.group)])
+        c = self._offset_readers.get(p.group)
+        if c is None:
+            c = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": p.group,
+                    "enable.auto.commit": False,
+                    "log_level": 0,
+                }
+            )
+            self._offset_readers[p.group] = c
         try:
-            res = f[p.group].result(15)
-        except Exception:
+            got = c.committed([TopicPartition(source, part) for part in ends], timeout=15)
+        except KafkaException:
             return {}
-        return {tp.partition: tp.offset for tp in res.topic_partitions if tp.topic == source}
+        return {tp.partition: tp.offset for tp in got if tp.error is None}
 
     def _drain(self, pipelines: list[_Pipeline], source: str, total: int) -> None:
         """Wait until every pipeline's committed positions reach the input's end offsets."""
@@ -440,7 +457,7 @@ class Run:
         waiting = list(pipelines)
         while waiting:
             for p in list(waiting):
-                done = self._committed(p, source)
+                done = self._committed(p, source, ends)
                 if all(done.get(part, -1) >= end for part, end in ends.items()):
                     waiting.remove(p)
             self._show(total)
