@@ -8,6 +8,7 @@ callbacks run on it too (inside ``consume``), so no state is shared between thre
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -43,6 +44,7 @@ log = logging.getLogger("odradek.stream")
 
 TP = tuple[str, int]
 _TXN_TIMEOUT_S = 30.0
+_FENCED_CODES = (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
 _SEEK_ATTEMPTS = 20
 _DATABASE_FAILING_S = 60.0  # rewinding and retrying for this long, then the App stops
 _LAG_INTERVAL_S = 1.0  # consumer-lag gauges: cached watermarks, so cheap
@@ -324,6 +326,7 @@ class _Runner:
         self.sql_eos = self.g is Guarantee.EXACTLY_ONCE and bool(self.sql_sinks)
         self.sm = d.machine_for(self.g.value, sql=self.sql_eos, commit_interval_ms=app.commit_interval_ms)
         self.consumer: Consumer | None = None
+        self._p_cfg: dict[str, Any] = {}
         self.producer: Producer | None = None  # outputs (and dead letters, but under at-most-once)
         self.dlq: Producer | None = None  # dead letters under at-most-once and exactly-once into SQL
         self.offsets: Any = None  # SqlOffsetStore under exactly-once into SQL
@@ -372,6 +375,7 @@ class _Runner:
                 p_cfg["on_delivery"] = self._on_delivery
                 p_cfg["delivery.report.only.error"] = True
             self.producer = Producer(p_cfg)
+            self._p_cfg = p_cfg
         if needs_dlq and (self.g is Guarantee.AT_MOST_ONCE or self.sql_eos):
             dlq_cfg = dead_letter_producer_config(app.bootstrap_servers, app._user_producer_cfg)
             dlq_cfg.update({"on_delivery": self._on_delivery, "delivery.report.only.error": True})
@@ -999,11 +1003,7 @@ class _Runner:
                     raise
         except KafkaException as e:
             err = e.args[0]
-            fatal = err.fatal() or err.code() in (
-                KafkaError._FENCED,
-                KafkaError.PRODUCER_FENCED,
-                KafkaError.INVALID_PRODUCER_EPOCH,
-            )
+            fatal = err.fatal() or err.code() in _FENCED_CODES
             self.m.transactions.labels("kafka", "failed").inc()
             if fatal:
                 log.error("odradek.stream: transactional id %s: %s", self.app.transactional_id, err.str())
@@ -1032,11 +1032,41 @@ class _Runner:
             self._ended("aborted")
         except KafkaException as e:
             err = e.args[0]
+            if err.fatal() or err.code() in _FENCED_CODES:
+                raise FencedError(
+                    f"cannot abort the transaction of {self.app.transactional_id!r} ({err.str()}): another "
+                    f"instance with the same instance_id took over, or this one paused past "
+                    f"transaction.timeout.ms; this instance stops"
+                ) from e
+            self._renew_producer(err)
+
+    def _renew_producer(self, err: Any) -> None:
+        """The transaction cannot be ended from this producer (seen: INVALID_TXN_STATE after its
+        coordinator's broker crashed mid-transaction on a cluster). A new producer with the same
+        transactional id resolves it: its init_transactions makes the coordinator finish the old
+        transaction (abort it, or complete a commit already decided) and fences the old producer. Its
+        outcome stays unknown here (not reported to on_transaction); the rewind that follows reads the
+        group's committed positions, which tell."""
+        log.warning(
+            "odradek.stream: cannot end the transaction (%s); starting a new producer for %s",
+            err.str(),
+            self.app.transactional_id,
+        )
+        self.m.transactions.labels("kafka", "unknown").inc()
+        self.app.transaction = None
+        old, self.producer = self.producer, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.purge()
+        producer = Producer(self._p_cfg)
+        try:
+            producer.init_transactions(_TXN_TIMEOUT_S)
+        except KafkaException as e:
             raise FencedError(
-                f"cannot abort the transaction of {self.app.transactional_id!r} ({err.str()}): another "
-                f"instance with the same instance_id took over, or this one paused past "
-                f"transaction.timeout.ms; this instance stops"
+                f"transactional id {self.app.transactional_id!r} could not start again after a failed "
+                f"transaction ({e.args[0].str()}); this instance stops"
             ) from e
+        self.producer = producer
 
     def _ended(self, outcome: str) -> None:
         app = self.app
