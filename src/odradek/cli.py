@@ -273,6 +273,8 @@ def _verify(args: argparse.Namespace, argv: list[str]) -> int:
         print("odradek verify: interrupted", file=sys.stderr)
         return 2
     report.render_matrix(result, console)
+    if result.get("work_dir") and (not result.get("kept") or result.get("errors")):
+        console.print(f"the run's data and logs are kept in {result['work_dir']}")
     try:
         if args.json:
             report.write_json(result, args.json)

@@ -117,6 +117,11 @@ class ChaosProxy:
         if self._server is not None:
             self._server.close()
         self._cut_all(count=False)
+        # The connections' handlers end here, before the loop stops, not as "destroyed but pending".
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _tick(self) -> None:
         while True:

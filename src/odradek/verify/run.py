@@ -44,6 +44,7 @@ from .workload import produce, read
 VERSION = "0.1.0"
 SQL_ROW = "exactly-once → SQL"
 POLL_S = 0.25
+STUCK_S = 30.0  # a pipeline whose committed positions do not move for this long has its workers restarted
 
 
 class SetupError(Exception):
@@ -313,7 +314,7 @@ class Run:
             raise SetupError(f"cannot reach the cluster at {self.bootstrap}")
         self.target = "external cluster" if self.opts.bootstrap else "embedded Odradek broker"
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
         for c in self._offset_readers.values():
             with contextlib.suppress(Exception):
                 c.close()
@@ -324,7 +325,7 @@ class Run:
             self.broker.stop()
         for px in self._proxies():
             px.stop()
-        if self._own_dir and not self.opts.keep:
+        if self._own_dir and not (self.opts.keep or keep):
             shutil.rmtree(self.work, ignore_errors=True)
 
     def _proxies(self) -> list[ChaosProxy]:
@@ -455,11 +456,27 @@ class Run:
         ends = self._ends(source)
         deadline = time.monotonic() + self.opts.drain_timeout_s
         waiting = list(pipelines)
+        last: dict[str, tuple[dict[int, int], float]] = {}
         while waiting:
             for p in list(waiting):
                 done = self._committed(p, source, ends)
                 if all(done.get(part, -1) >= end for part, end in ends.items()):
                     waiting.remove(p)
+                    continue
+                seen, since = last.get(p.row.name, ({}, time.monotonic()))
+                if done != seen:
+                    last[p.row.name] = (done, time.monotonic())
+                elif time.monotonic() - since > STUCK_S:
+                    # Live but making no progress: what a supervisor's liveness check would do. The
+                    # guarantees are about data, so the run goes on; the stall is reported.
+                    self.errors.append(
+                        f"{p.row.name}: no progress for {STUCK_S:.0f} s while draining; its workers "
+                        f"were SIGKILLed and started again (logs: {self.logs})"
+                    )
+                    for w in p.workers:
+                        w.kill()
+                        w.start()
+                    last[p.row.name] = (done, time.monotonic())
             self._show(total)
             if not waiting:
                 break
@@ -853,16 +870,19 @@ def verify(opts: Options, live: Any = None) -> dict:
     """Run ``odradek verify`` with ``opts``; the result dict (see ``docs/verify.md``)."""
     started = time.time()
     run = Run(opts, live)
+    result: dict = {}
     try:
         run.start()
         throughput = run.throughput_phase()
         phase = run.fault_phase()
         result = run.judge(throughput, phase)
     finally:
-        run.close()
+        # A broken or troubled run keeps its directory (the workers' and the broker's logs) to look at.
+        troubled = not result or not result.get("kept") or bool(run.errors)
+        run.close(keep=troubled)
     result["started_at"] = dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     result["duration_s"] = round(time.time() - started, 1)
-    if opts.keep or not run._own_dir:
+    if troubled or opts.keep or not run._own_dir:
         result["work_dir"] = str(run.work)
     return result
 
