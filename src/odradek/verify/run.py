@@ -36,7 +36,7 @@ from typing import Any
 
 from . import faults as faults_mod
 from . import metrics
-from .checker import GUARANTEES, Sent, acked_then_missing, check
+from .checker import GUARANTEES, acked_then_missing, check
 from .faults import Fault
 from .proxy import ChaosProxy
 from .workload import produce, read
@@ -268,6 +268,8 @@ class Run:
         self.proxy: ChaosProxy | None = None
         self.extra_proxies: list[ChaosProxy] = []
         self._offset_readers: dict[str, Any] = {}
+        self._engine: Any = None  # the SQL sink's database, for reading it back
+        self._offset_store: Any = None
         self.broker: BrokerProcess | None = None
         self.bootstrap = ""
         self._own_dir = opts.work_dir is None
@@ -286,6 +288,13 @@ class Run:
     # -- set-up and tear-down ----------------------------------------------------------------------
     def _sql_url(self) -> str:
         return self.opts.sql_url or f"sqlite:///{self.work / 'sink.db'}"
+
+    def _sql_engine(self) -> Any:
+        if self._engine is None:
+            from odradek.stream.sql import make_engine
+
+            self._engine = make_engine(self._sql_url())
+        return self._engine
 
     def start(self) -> None:
         if self.opts.bootstrap:
@@ -315,6 +324,8 @@ class Run:
         self.target = "external cluster" if self.opts.bootstrap else "embedded Odradek broker"
 
     def close(self, keep: bool = False) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
         for c in self._offset_readers.values():
             with contextlib.suppress(Exception):
                 c.close()
@@ -412,23 +423,15 @@ class Run:
 
     def _committed(self, p: _Pipeline, source: str, ends: dict[int, int]) -> dict[int, int]:
         if p.row.sink == "sql":
-            import sqlalchemy as sa
+            from odradek.stream.sql import SqlOffsetStore
 
-            engine = sa.create_engine(self._sql_url())
-            try:
-                with engine.connect() as conn:
-                    rows = conn.execute(
-                        sa.text(
-                            "SELECT partition, next_offset FROM odradek_offsets "
-                            "WHERE group_id = :g AND topic = :t"
-                        ),
-                        {"g": p.group, "t": source},
-                    ).all()
+            try:  # the positions the App commits with its rows (the library's own table)
+                if self._offset_store is None:
+                    self._offset_store = SqlOffsetStore(self._sql_engine())
+                got = self._offset_store.read(p.group)
             except Exception:
                 return {}
-            finally:
-                engine.dispose()
-            return {int(r[0]): int(r[1]) for r in rows}
+            return {part: pos for (topic, part), (pos, _epoch) in got.items() if topic == source}
         # Read by a consumer of the group that never joins it (committed() only). Not with the
         # AdminClient's list_consumer_group_offsets: librdkafka 2.16 crashes (SIGSEGV in
         # rd_kafka_cgrp_op) handling an OffsetFetch error answer there, seen on a fresh Kafka cluster.
@@ -511,16 +514,15 @@ class Run:
         if p.row.sink == "sql":
             import sqlalchemy as sa
 
-            engine = sa.create_engine(self._sql_url())
-            try:
+            engine = self._sql_engine()
+            try:  # reflected, so the identifiers are quoted as the database wants
+                table = sa.Table(p.topic, sa.MetaData(), autoload_with=engine)
                 with engine.connect() as conn:
                     rows = conn.execute(
-                        sa.text(f'SELECT seq, written_ms FROM "{p.topic}" ORDER BY written_ms')
+                        sa.select(table.c.seq, table.c.written_ms).order_by(table.c.written_ms)
                     ).all()
-            except Exception:
-                rows = []  # no table: nothing was written
-            finally:
-                engine.dispose()
+            except sa.exc.NoSuchTableError:
+                rows = []  # nothing was written
             return [Delivery(int(r[0])) for r in rows], [int(r[1]) for r in rows]
         with self._txn_lock:
             aborted = {k.encode() for k, v in self.txn_outcomes.items() if v == "aborted"}
@@ -891,4 +893,4 @@ def command_line(argv: list[str]) -> str:
     return "odradek verify" + "".join(" " + shlex.quote(a) for a in argv)
 
 
-__all__ = ["Options", "Run", "SetupError", "Sent", "verify", "command_line"]
+__all__ = ["Options", "Run", "SetupError", "verify", "command_line"]
