@@ -102,8 +102,30 @@ _KEYS: tuple[Key, ...] = (
         "compression.type",
         str,
         "producer",
-        "Batches are stored as producers compressed them; any other value is recorded but not applied.",
+        "producer keeps each batch as the producer compressed it; uncompressed, gzip, snappy, lz4 or zstd "
+        "recompresses on append every batch in another codec (docs/compression.md).",
         "compression.type",
+    ),
+    Key(
+        "compression.gzip.level",
+        int,
+        -1,
+        "gzip level when the broker recompresses: 1 to 9, or -1 for the codec's default (6).",
+        "compression.gzip.level",
+    ),
+    Key(
+        "compression.lz4.level",
+        int,
+        9,
+        "lz4 level when the broker recompresses: 1 to 17.",
+        "compression.lz4.level",
+    ),
+    Key(
+        "compression.zstd.level",
+        int,
+        3,
+        "zstd level when the broker recompresses: -131072 to 22.",
+        "compression.zstd.level",
     ),
     Key("min.insync.replicas", int, 1, "One node: always 1 in sync; recorded only.", "min.insync.replicas"),
     Key(
@@ -236,7 +258,10 @@ TOPIC_AT_LEAST: Mapping[str, float] = {
     "flush.messages": 1,
     "file.delete.delay.ms": 0,
     "segment.jitter.ms": 0,
+    "compression.lz4.level": 1,
+    "compression.zstd.level": -131072,
 }
+TOPIC_AT_MOST: Mapping[str, int] = {"compression.lz4.level": 17, "compression.zstd.level": 22}
 TOPIC_CHOICES: Mapping[str, tuple[str, ...]] = {
     "message.timestamp.type": ("CreateTime", "LogAppendTime"),
     "compression.type": ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
@@ -292,6 +317,9 @@ class BrokerConfig:
         for name, low in BROKER_AT_LEAST.items():
             if values[name] < low:
                 raise ConfigError(f"{name}: must be at least {low}, got {values[name]}")
+        for name in ("compression.type", "compression.gzip.level", "compression.lz4.level"):
+            topic_config(name, values[name])  # broker defaults of topic configs obey the topic bounds
+        topic_config("compression.zstd.level", values["compression.zstd.level"])
         if values["event.loop"] not in ("asyncio", "uvloop"):
             raise ConfigError(f"event.loop: expected asyncio or uvloop, got {values['event.loop']!r}")
         if values["log.message.timestamp.type"] not in ("CreateTime", "LogAppendTime"):
@@ -352,6 +380,11 @@ def topic_config(key_name: str, raw: Any) -> Any:
     invalid = f"Invalid value {raw} for configuration {key_name}"
     if low is not None and value < low:
         raise ConfigError(f"{invalid}: Value must be at least {low if low % 1 else int(low)}")
+    high = TOPIC_AT_MOST.get(key_name)
+    if high is not None and value > high:
+        raise ConfigError(f"{invalid}: Value must be no more than {high}")
+    if key_name == "compression.gzip.level" and value != -1 and not 1 <= value <= 9:
+        raise ConfigError(f"{invalid}: Value must be between 1 and 9 or equal to -1")
     choices = TOPIC_CHOICES.get(key_name)
     if choices is not None and value not in choices:
         raise ConfigError(f"{invalid}: String must be one of: {', '.join(choices)}")
