@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import authz
 from ._common import INVALID_REQUEST, NONE
 
-AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+AUTHORIZED_OPERATIONS_OMITTED = authz.OMITTED  # kept for the handlers that import it from here
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
@@ -30,5 +31,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         "cluster_id": b.cluster_id,
         "controller_id": b.node_id,
         "brokers": [{"broker_id": b.node_id, "host": ctx.host, "port": ctx.port, "rack": None}],
-        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        "cluster_authorized_operations": authz.field_value(
+            bool(getattr(request, "include_cluster_authorized_operations", False)), authz.ResourceType.CLUSTER
+        ),
     }

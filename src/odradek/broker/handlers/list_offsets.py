@@ -42,8 +42,13 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                 if ctx.api_version < 7:
                     out["error_code"] = UNSUPPORTED_VERSION
                     continue
-                offset, found_ts = plog.max_timestamp()
-                out["offset"], out["timestamp"] = offset, found_ts
+                found = _max_timestamp_record(plog)
+                if found is None or found[0] >= (
+                    plog.last_stable_offset if read_committed else plog.log_end_offset
+                ):
+                    out["leader_epoch"] = -1
+                else:
+                    out["offset"], out["timestamp"] = found
             elif ts < 0:
                 out["error_code"] = UNSUPPORTED_VERSION
             else:
@@ -52,6 +57,26 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                     out["offset"], out["timestamp"] = found
         topics_out.append({"name": t.name, "partitions": parts_out})
     return {"throttle_time": 0, "topics": topics_out}
+
+
+def _max_timestamp_record(plog: Any) -> tuple[int, int] | None:
+    """(offset, timestamp) of the first record holding the log's highest timestamp, as Kafka answers.
+
+    The log knows the batch (the earliest one whose max timestamp is the highest); only that batch is
+    decoded to find the record. A marker can be that batch: its timestamp is the coordinator's clock.
+    """
+    batch_last_offset, max_ts = plog.max_timestamp()
+    if batch_last_offset < 0:
+        return None
+    chunks = plog.read(batch_last_offset, 1, min_one_batch=True)
+    if chunks:
+        try:
+            for record in records(chunks[0]):
+                if record.timestamp == max_ts:
+                    return record.offset, max_ts
+        except RecordDecodeError:
+            pass
+    return batch_last_offset, max_ts  # undecodable (or a record gone): the batch's last offset
 
 
 def _first_record_at_or_after(plog: Any, target_ms: int) -> tuple[int, int] | None:

@@ -1,0 +1,229 @@
+"""What external client test suites found, each pinned by a differential test (same assertions on both).
+
+* ListOffsets MAX_TIMESTAMP (-3) names the first record holding the highest timestamp, not its batch;
+* Metadata and DescribeCluster answer the authorized-operations bitfields when the client asks;
+* group.initial.rebalance.delay.ms gathers members that join a new group at once into one rebalance.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import NewTopic
+from kafka.record.default_records import DefaultRecordBatchBuilder
+from kio.schema.describe_cluster.v1.request import DescribeClusterRequest
+from kio.schema.list_offsets.v7.request import ListOffsetsRequest
+from kio.schema.metadata.v10.request import MetadataRequest as MetadataRequestV10
+from kio.schema.metadata.v12.request import MetadataRequest as MetadataRequestV12
+from kio.schema.produce.v9.request import ProduceRequest
+
+from support.kit import admin, wait_until
+from wire import WireClient
+
+pytestmark = pytest.mark.differential
+
+MAX_TIMESTAMP = -3
+READ_UNCOMMITTED, READ_COMMITTED = 0, 1
+UNKNOWN_TOPIC_OR_PARTITION = 3
+NOT_LEADER_OR_FOLLOWER = 6
+OMITTED = -2147483648
+
+
+def _create(bootstrap: str, topic: str, config: dict[str, str] | None = None) -> None:
+    a = admin(bootstrap)
+    new = NewTopic(topic, num_partitions=1, replication_factor=1, config=config or {})
+    a.create_topics([new])[topic].result(30)
+
+    def ready() -> bool:
+        md = a.list_topics(topic=topic, timeout=5).topics.get(topic)
+        return md is not None and md.error is None and all(p.leader >= 0 for p in md.partitions.values())
+
+    wait_until(ready, 30, f"topic {topic}")
+
+
+def _batch(timestamps: list[int]) -> bytes:
+    b = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    for i, ts in enumerate(timestamps):
+        b.append(i, timestamp=ts, key=b"k%d" % i, value=b"v%d" % i, headers=[])
+    return bytes(b.build())
+
+
+def _produce(client: WireClient, topic: str, timestamps: list[int]) -> int:
+    """One batch with these record timestamps; returns its base offset."""
+    deadline = time.monotonic() + 30
+    while True:
+        resp = client.request(
+            ProduceRequest,
+            {
+                "transactional_id": None,
+                "acks": -1,
+                "timeout": datetime.timedelta(seconds=10),
+                "topic_data": [
+                    {"name": topic, "partition_data": [{"index": 0, "records": _batch(timestamps)}]}
+                ],
+            },
+        )
+        p = resp.responses[0].partition_responses[0]
+        retriable = int(p.error_code) in (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER)
+        if not retriable or time.monotonic() > deadline:
+            assert int(p.error_code) == 0, p
+            return int(p.base_offset)
+        time.sleep(0.1)
+
+
+def _list_offset(client: WireClient, topic: str, timestamp: int, isolation: int) -> tuple[int, int]:
+    """(offset, timestamp) ListOffsets v7 answers for one partition and a timestamp (or -1, -2, -3)."""
+    p = _list_offset_answer(client, topic, timestamp, isolation)
+    return int(p.offset), int(p.timestamp)
+
+
+def _list_offset_answer(client: WireClient, topic: str, timestamp: int, isolation: int):
+    """The partition's answer, asked again while a just-created topic propagates (Kafka)."""
+    request = {
+        "replica_id": -1,
+        "isolation_level": isolation,
+        "topics": [
+            {
+                "name": topic,
+                "partitions": [{"partition_index": 0, "current_leader_epoch": -1, "timestamp": timestamp}],
+            }
+        ],
+    }
+    deadline = time.monotonic() + 30
+    while True:
+        p = client.request(ListOffsetsRequest, request).topics[0].partitions[0]
+        retriable = int(p.error_code) in (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER)
+        if not retriable or time.monotonic() > deadline:
+            assert int(p.error_code) == 0, p
+            return p
+        time.sleep(0.1)
+
+
+def _max_timestamp(client: WireClient, topic: str, isolation: int = READ_UNCOMMITTED) -> tuple[int, int]:
+    return _list_offset(client, topic, MAX_TIMESTAMP, isolation)
+
+
+def _base_ms() -> int:
+    """Record timestamps an hour in the past: accepted by both brokers' timestamp bounds."""
+    return int(time.time() * 1000) - 3_600_000
+
+
+# --------------------------------------------------------------------------------------------------
+# ListOffsets MAX_TIMESTAMP
+
+
+def test_max_timestamp_names_the_record_not_the_batch(broker, topic_name):
+    t = _base_ms()
+    _create(broker.bootstrap, topic_name)
+    with WireClient(broker.bootstrap) as c:
+        assert _max_timestamp(c, topic_name) == (-1, -1), "empty partition"
+        assert _list_offset_answer(c, topic_name, MAX_TIMESTAMP, READ_UNCOMMITTED).leader_epoch == -1
+        assert _produce(c, topic_name, [t + 1, t + 3, t + 2]) == 0
+        assert _max_timestamp(c, topic_name) == (1, t + 3), "the record inside the batch, not its last"
+        assert _list_offset_answer(c, topic_name, MAX_TIMESTAMP, READ_UNCOMMITTED).leader_epoch == 0
+        # Ties: the first record with the highest timestamp, in the earliest batch holding it.
+        assert _produce(c, topic_name, [t + 3, t + 3, t]) == 3
+        assert _max_timestamp(c, topic_name) == (1, t + 3)
+        assert _produce(c, topic_name, [t, t + 5, t + 5, t + 4]) == 6
+        assert _max_timestamp(c, topic_name) == (7, t + 5)
+        assert _produce(c, topic_name, [t + 5]) == 10
+        assert _max_timestamp(c, topic_name) == (7, t + 5), "a later batch with the same maximum"
+
+
+def test_max_timestamp_with_log_append_time(broker, topic_name):
+    _create(broker.bootstrap, topic_name, {"message.timestamp.type": "LogAppendTime"})
+    t = _base_ms()
+    with WireClient(broker.bootstrap) as c:
+        before = int(time.time() * 1000)
+        assert _produce(c, topic_name, [t + 3, t + 9, t + 1]) == 0
+        offset, ts = _max_timestamp(c, topic_name)
+    assert offset == 0, "every record of the batch carries the append time: the first one is named"
+    assert ts >= before, "the broker's append time, not the producer's timestamps"
+
+
+def test_max_timestamp_read_committed_stops_at_the_last_stable_offset(broker, topic_name):
+    t = _base_ms()
+    _create(broker.bootstrap, topic_name)
+    with WireClient(broker.bootstrap) as c:
+        assert _produce(c, topic_name, [t + 1, t + 3, t + 2]) == 0
+        p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": topic_name, "linger.ms": 0})
+        p.init_transactions(30)
+        p.begin_transaction()
+        p.produce(topic_name, b"open", partition=0, timestamp=t + 9)
+        assert p.flush(30) == 0
+        assert _max_timestamp(c, topic_name, READ_UNCOMMITTED) == (3, t + 9)
+        committed_view = _max_timestamp(c, topic_name, READ_COMMITTED)
+        assert _list_offset_answer(c, topic_name, MAX_TIMESTAMP, READ_COMMITTED).leader_epoch == -1
+        p.commit_transaction(30)
+        # Kafka writes the markers after answering EndTxn: wait until the marker is in (LSO 5).
+        wait_until(lambda: _list_offset(c, topic_name, -1, READ_COMMITTED)[0] == 5, 30, "the commit marker")
+        after_commit = _max_timestamp(c, topic_name, READ_COMMITTED)
+        uncommitted_view = _max_timestamp(c, topic_name, READ_UNCOMMITTED)
+    assert committed_view == (-1, -1), "the highest timestamp is in an open transaction"
+    # The commit marker (offset 4) is stamped with the coordinator's clock, later than every record here.
+    assert after_commit[0] == 4 and after_commit[1] > t + 9, after_commit
+    assert uncommitted_view == after_commit
+
+
+# --------------------------------------------------------------------------------------------------
+# Authorized operations
+
+# Bit n is AclOperation code n: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+# DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+
+
+def _metadata(client: WireClient, cls, topics: list[str], **include) -> object:
+    body = {
+        "topics": [{"topic_id": None, "name": n} for n in topics],
+        "allow_auto_topic_creation": False,
+        "include_topic_authorized_operations": False,
+        **include,
+    }
+    if cls is MetadataRequestV10:
+        body.setdefault("include_cluster_authorized_operations", False)
+    return client.request(cls, body)
+
+
+def test_authorized_operations_when_asked(broker, topic_name, unique):
+    _create(broker.bootstrap, topic_name)
+    missing = unique("missing")
+    with WireClient(broker.bootstrap) as c:
+        quiet = _metadata(c, MetadataRequestV10, [topic_name])
+        asked = _metadata(
+            c,
+            MetadataRequestV10,
+            [topic_name, missing],
+            include_topic_authorized_operations=True,
+            include_cluster_authorized_operations=True,
+        )
+        v12 = _metadata(c, MetadataRequestV12, [topic_name], include_topic_authorized_operations=True)
+        cluster_quiet = c.request(
+            DescribeClusterRequest, {"include_cluster_authorized_operations": False, "endpoint_type": 1}
+        )
+        cluster_asked = c.request(
+            DescribeClusterRequest, {"include_cluster_authorized_operations": True, "endpoint_type": 1}
+        )
+    assert quiet.topics[0].topic_authorized_operations == OMITTED
+    assert quiet.cluster_authorized_operations == OMITTED
+    by_name = {t.name: t for t in asked.topics}
+    assert by_name[topic_name].topic_authorized_operations == TOPIC_OPERATIONS
+    assert int(by_name[missing].error_code) == UNKNOWN_TOPIC_OR_PARTITION
+    assert by_name[missing].topic_authorized_operations == TOPIC_OPERATIONS, "error entries too"
+    assert asked.cluster_authorized_operations == CLUSTER_OPERATIONS
+    assert v12.topics[0].topic_authorized_operations == TOPIC_OPERATIONS
+    assert int(cluster_asked.error_code) == 0
+    assert cluster_quiet.cluster_authorized_operations == OMITTED
+    assert cluster_asked.cluster_authorized_operations == CLUSTER_OPERATIONS
