@@ -7,8 +7,8 @@ defaults below, a properties or TOML file (``--config``), then ``--set key=value
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,13 @@ _KEYS: tuple[Key, ...] = (
         "delete or compact (compaction keys are validated).",
         "cleanup.policy",
     ),
-    Key("log.flush.interval.ms", int, 1000, "Background fsync of acks<all data at most this late."),
+    Key(
+        "log.flush.interval.ms",
+        int,
+        1000,
+        "Background fsync of acks<all data at most this late.",
+        "flush.ms",
+    ),
     # Accepted and reported so that topic scripts written for Kafka work; noted where they change nothing.
     Key(
         "compression.type",
@@ -207,10 +213,306 @@ _KEYS: tuple[Key, ...] = (
     Key("offsets.retention.check.interval.ms", int, 600000, "How often expired offsets are removed."),
     Key("offset.metadata.max.bytes", int, 4096, "Largest metadata string with a committed offset."),
     Key("max.connections", int, 1000, "Open client connections before new ones are refused."),
+    Key(
+        "metrics.listen",
+        str,
+        "",
+        "Odradek only: HOST:PORT (or :PORT, loopback) of the Prometheus endpoint; empty: off. Needs "
+        "pip install 'odradek[metrics]'.",
+    ),
+    # Tiered storage is not offered; these are reported so that tools listing a topic's configs see Kafka's.
+    Key(
+        "log.local.retention.ms",
+        int,
+        -2,
+        "Tiered storage only (-2: retention.ms); recorded.",
+        "local.retention.ms",
+    ),
+    Key(
+        "log.local.retention.bytes",
+        int,
+        -2,
+        "Tiered storage only (-2: retention.bytes); recorded.",
+        "local.retention.bytes",
+    ),
+    Key("log.remote.copy.lag.ms", int, 0, "Tiered storage only; recorded.", "remote.copy.lag.ms"),
+    Key("log.remote.copy.lag.bytes", int, -1, "Tiered storage only; recorded.", "remote.copy.lag.bytes"),
+    Key(
+        "max.decompressed.message.bytes",
+        int,
+        2147483639,
+        "Largest decompressed size of a batch (recorded).",
+        "max.decompressed.message.bytes",
+    ),
+    Key(
+        "group.consumer.min.session.timeout.ms",
+        int,
+        45000,
+        "Smallest consumer.session.timeout.ms a KIP-848 group config may set.",
+    ),
+    Key(
+        "group.consumer.max.session.timeout.ms",
+        int,
+        60000,
+        "Largest consumer.session.timeout.ms a KIP-848 group config may set.",
+    ),
+    Key(
+        "group.consumer.min.heartbeat.interval.ms",
+        int,
+        5000,
+        "Smallest consumer.heartbeat.interval.ms a KIP-848 group config may set.",
+    ),
+    Key(
+        "group.consumer.max.heartbeat.interval.ms",
+        int,
+        15000,
+        "Largest consumer.heartbeat.interval.ms a KIP-848 group config may set.",
+    ),
+    Key(
+        "group.consumer.assignment.interval.ms",
+        int,
+        1000,
+        "Default of a group's consumer.assignment.interval.ms (recorded: assignment is immediate).",
+    ),
 )
 
 KEYS: Mapping[str, Key] = {k.name: k for k in _KEYS}
-TOPIC_KEYS: Mapping[str, Key] = {k.topic_key: k for k in _KEYS if k.topic_key}
+
+# Topic configs Kafka lists that have no broker-wide synonym: their defaults are Kafka's own.
+TOPIC_ONLY_KEYS: tuple[Key, ...] = (
+    Key(
+        "remote.storage.enable",
+        bool,
+        False,
+        "Tiered storage is not offered: only false.",
+        "remote.storage.enable",
+    ),
+    Key("remote.log.copy.disable", bool, False, "Tiered storage only (recorded).", "remote.log.copy.disable"),
+    Key(
+        "remote.log.delete.on.disable",
+        bool,
+        False,
+        "Tiered storage only (recorded).",
+        "remote.log.delete.on.disable",
+    ),
+    Key(
+        "leader.replication.throttled.replicas",
+        str,
+        "",
+        "Replication throttling: one node has no followers (recorded).",
+        "leader.replication.throttled.replicas",
+    ),
+    Key(
+        "follower.replication.throttled.replicas",
+        str,
+        "",
+        "Replication throttling: one node has no followers (recorded).",
+        "follower.replication.throttled.replicas",
+    ),
+    Key(
+        "errors.deadletterqueue.group.enable",
+        bool,
+        False,
+        "Share groups' dead-letter queue (recorded).",
+        "errors.deadletterqueue.group.enable",
+    ),
+)
+TOPIC_ONLY: frozenset[str] = frozenset(k.name for k in TOPIC_ONLY_KEYS)
+TOPIC_KEYS: Mapping[str, Key] = {
+    **{k.topic_key: k for k in _KEYS if k.topic_key},
+    **{k.name: k for k in TOPIC_ONLY_KEYS},
+}
+# Topic configs whose value is a comma-separated list (IncrementalAlterConfigs APPEND / SUBTRACT).
+LIST_CONFIGS: frozenset[str] = frozenset(
+    {"cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas"}
+)
+
+# Broker configs Kafka lets IncrementalAlterConfigs / AlterConfigs change on a running broker (per broker
+# or cluster-wide): the log defaults of topic configs plus these. Every other known key is refused with
+# "Cannot update these configs dynamically"; names the broker does not know are stored as Kafka stores them.
+DYNAMIC_BROKER_KEYS: frozenset[str] = frozenset(
+    {k.name for k in _KEYS if k.topic_key and k.name != "min.insync.replicas"}
+    | {
+        "producer.id.expiration.ms",
+        "max.connections",
+        "log.cleaner.threads",
+        "log.cleaner.backoff.ms",
+        "log.cleaner.dedupe.buffer.size",
+        "log.cleaner.io.buffer.size",
+        "log.cleaner.io.buffer.load.factor",
+        "log.cleaner.io.max.bytes.per.second",
+    }
+)
+
+# Kafka's ConfigSource values (DescribeConfigs v1+).
+TOPIC_CONFIG = 1
+DYNAMIC_BROKER_CONFIG = 2
+DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+STATIC_BROKER_CONFIG = 4
+DEFAULT_CONFIG = 5
+GROUP_CONFIG = 8
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    """A KIP-848 group config: its broker-wide default (``synonym``) and the range a group may set."""
+
+    name: str
+    kind: type
+    synonym: str
+    default: Any
+    doc: str
+    low: str | int | None = None  # a broker key naming the bound, or the bound itself
+    high: str | int | None = None
+    choices: tuple[str, ...] = ()
+
+
+GROUP_KEYS: Mapping[str, GroupKey] = {
+    g.name: g
+    for g in (
+        GroupKey(
+            "consumer.session.timeout.ms",
+            int,
+            "group.consumer.session.timeout.ms",
+            45000,
+            "Session timeout of this group's members (used by the coordinator).",
+            "group.consumer.min.session.timeout.ms",
+            "group.consumer.max.session.timeout.ms",
+        ),
+        GroupKey(
+            "consumer.heartbeat.interval.ms",
+            int,
+            "group.consumer.heartbeat.interval.ms",
+            5000,
+            "Heartbeat interval given to this group's members (used by the coordinator).",
+            "group.consumer.min.heartbeat.interval.ms",
+            "group.consumer.max.heartbeat.interval.ms",
+        ),
+        GroupKey(
+            "consumer.assignment.interval.ms",
+            int,
+            "group.consumer.assignment.interval.ms",
+            1000,
+            "Recorded: the assignment is computed at once.",
+            0,
+        ),
+        # Share and streams groups are not offered; their group configs are recorded as Kafka lists them.
+        GroupKey(
+            "share.session.timeout.ms",
+            int,
+            "group.share.session.timeout.ms",
+            45000,
+            "Recorded.",
+            45000,
+            60000,
+        ),
+        GroupKey(
+            "share.heartbeat.interval.ms",
+            int,
+            "group.share.heartbeat.interval.ms",
+            5000,
+            "Recorded.",
+            5000,
+            15000,
+        ),
+        GroupKey(
+            "share.record.lock.duration.ms",
+            int,
+            "group.share.record.lock.duration.ms",
+            30000,
+            "Recorded.",
+            15000,
+            60000,
+        ),
+        GroupKey(
+            "share.delivery.count.limit", int, "group.share.delivery.count.limit", 5, "Recorded.", 2, 10
+        ),
+        GroupKey(
+            "share.partition.max.record.locks",
+            int,
+            "group.share.partition.max.record.locks",
+            2000,
+            "Recorded.",
+            100,
+            10000,
+        ),
+        GroupKey(
+            "share.assignment.interval.ms", int, "group.share.assignment.interval.ms", 1000, "Recorded.", 0
+        ),
+        GroupKey(
+            "share.auto.offset.reset",
+            str,
+            "share.auto.offset.reset",
+            "latest",
+            "Recorded.",
+            choices=("latest", "earliest"),
+        ),
+        GroupKey(
+            "share.isolation.level",
+            str,
+            "share.isolation.level",
+            "read_uncommitted",
+            "Recorded.",
+            choices=("read_committed", "read_uncommitted"),
+        ),
+        GroupKey("share.renew.acknowledge.enable", bool, "share.renew.acknowledge.enable", True, "Recorded."),
+        GroupKey(
+            "streams.session.timeout.ms",
+            int,
+            "group.streams.session.timeout.ms",
+            45000,
+            "Recorded.",
+            45000,
+            60000,
+        ),
+        GroupKey(
+            "streams.heartbeat.interval.ms",
+            int,
+            "group.streams.heartbeat.interval.ms",
+            5000,
+            "Recorded.",
+            5000,
+            15000,
+        ),
+        GroupKey(
+            "streams.num.standby.replicas", int, "group.streams.num.standby.replicas", 0, "Recorded.", 0, 2
+        ),
+        GroupKey(
+            "streams.initial.rebalance.delay.ms",
+            int,
+            "group.streams.initial.rebalance.delay.ms",
+            3000,
+            "Recorded.",
+            0,
+        ),
+        GroupKey(
+            "streams.assignment.interval.ms",
+            int,
+            "group.streams.assignment.interval.ms",
+            1000,
+            "Recorded.",
+            0,
+        ),
+        GroupKey("streams.assignor.name", str, "group.streams.assignors", "sticky", "Recorded."),
+        GroupKey(
+            "streams.rack.aware.assignment.tags",
+            str,
+            "group.streams.rack.aware.assignment.tags",
+            "",
+            "Recorded.",
+        ),
+        GroupKey(
+            "errors.deadletterqueue.topic.name", str, "errors.deadletterqueue.topic.name", "", "Recorded."
+        ),
+        GroupKey(
+            "errors.deadletterqueue.copy.record.enable",
+            bool,
+            "errors.deadletterqueue.copy.record.enable",
+            False,
+            "Recorded.",
+        ),
+    )
+}
 
 
 # Lower bounds of broker settings (a 0 or negative value would silently disable a limit or break topics).
@@ -300,10 +602,50 @@ def parse_value(key: Key, raw: Any) -> Any:
 
 @dataclass(frozen=True)
 class BrokerConfig:
+    """The live configuration: ``values`` are what the broker uses now.
+
+    Layers, as Kafka resolves them: a dynamic per-broker value (IncrementalAlterConfigs on BROKER with the
+    node id), else a dynamic cluster-wide default (BROKER with an empty name), else the static value (file
+    or ``--set``), else the default. ``apply_dynamic`` recomputes ``values`` in place, so every holder of
+    this object sees a change at once.
+    """
+
     values: Mapping[str, Any]
+    explicit: frozenset[str] = frozenset()  # keys the file or --set gave
+    static: dict[str, Any] = field(default_factory=dict)
+    dynamic_broker: dict[str, Any] = field(default_factory=dict)
+    dynamic_default: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, dict):
+            object.__setattr__(self, "values", dict(self.values))
+        if not self.static:
+            self.static.update(self.values)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
+
+    def apply_dynamic(self, per_broker: Mapping[str, Any], cluster_default: Mapping[str, Any]) -> None:
+        """Install new dynamic layers (values already validated by ``dynamic_broker_value``)."""
+        self.dynamic_broker.clear()
+        self.dynamic_broker.update(per_broker)
+        self.dynamic_default.clear()
+        self.dynamic_default.update(cluster_default)
+        values = self.values
+        assert isinstance(values, dict)
+        for name, static in self.static.items():
+            values[name] = per_broker.get(name, cluster_default.get(name, static))
+
+    def source(self, name: str) -> int:
+        """Kafka's ConfigSource of the value the broker uses for ``name``."""
+        if name in self.dynamic_broker:
+            return DYNAMIC_BROKER_CONFIG
+        if name in self.dynamic_default:
+            return DYNAMIC_DEFAULT_BROKER_CONFIG
+        key = KEYS.get(name)
+        if name in self.explicit or (key is not None and self.static.get(name, key.default) != key.default):
+            return STATIC_BROKER_CONFIG
+        return DEFAULT_CONFIG
 
     @classmethod
     def build(cls, file: Path | None = None, overrides: Iterable[str] = ()) -> BrokerConfig:
@@ -333,11 +675,13 @@ class BrokerConfig:
             raise ConfigError("log.message.timestamp.type: expected CreateTime or LogAppendTime")
         if values["log.cleanup.policy"] not in ("delete", "compact", "compact,delete", "delete,compact"):
             raise ConfigError("log.cleanup.policy: expected delete, compact or compact,delete")
-        return cls(values)
+        return cls(values, explicit=frozenset(raw))
 
     def topic_defaults(self) -> dict[str, Any]:
-        """Broker-level values seen through their per-topic names."""
-        return {k.topic_key: self.values[k.name] for k in _KEYS if k.topic_key}
+        """Broker-level values seen through their per-topic names (and Kafka's defaults of the rest)."""
+        out = {k.topic_key: self.values[k.name] for k in _KEYS if k.topic_key}
+        out.update((k.name, k.default) for k in TOPIC_ONLY_KEYS)
+        return out
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -396,8 +740,116 @@ def topic_config(key_name: str, raw: Any) -> Any:
     if choices is not None and value not in choices:
         raise ConfigError(f"{invalid}: String must be one of: {', '.join(choices)}")
     if key_name == "cleanup.policy":
-        parts = [p.strip() for p in str(value).split(",")]
+        parts = [p.strip() for p in str(value).split(",")] if str(value).strip() else []
         if any(p not in ("compact", "delete") for p in parts):
             raise ConfigError(f"{invalid}: String must be one of: compact, delete")
-        value = ",".join(parts)
+        value = ",".join(parts)  # empty (Kafka 4: neither delete nor compact) is allowed
+    if key_name == "remote.storage.enable" and value:
+        raise ConfigError(
+            "Tiered Storage functionality is disabled in the broker. "
+            "Topic cannot be configured with remote log storage."
+        )
     return value
+
+
+def dynamic_broker_value(name: str, raw: Any) -> Any:
+    """Validate a dynamic broker config value (ConfigError: Kafka answers INVALID_REQUEST).
+
+    Raises NotDynamic for a known key Kafka does not change on a running broker."""
+    key = KEYS.get(name)
+    if key is None:
+        return raw  # a name the broker does not know: Kafka stores it (and never shows its value)
+    if name not in DYNAMIC_BROKER_KEYS:
+        raise NotDynamic(name)
+    value = parse_value(key, raw)
+    low = BROKER_AT_LEAST.get(name)
+    if low is not None and value < low:
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: Value must be at least {low}")
+    if key.topic_key:
+        try:
+            value = topic_config(key.topic_key, value if not isinstance(value, bool) else str(value).lower())
+        except ConfigError as e:
+            raise ConfigError(
+                str(e).replace(f"configuration {key.topic_key}", f"configuration {name}")
+            ) from None
+    return value
+
+
+class NotDynamic(ConfigError):
+    """A known broker config that Kafka only reads at start-up."""
+
+
+def group_config_value(name: str, raw: Any, broker: BrokerConfig) -> Any:
+    """Validate one KIP-848 group config against its range (bounds from the broker's group.* limits)."""
+    g = GROUP_KEYS.get(name)
+    if g is None:
+        raise ConfigError(f"Unknown group config name: {name}")
+    value = parse_value(Key(name, g.kind, g.default, g.doc), raw)
+    low = broker.values.get(g.low, 0) if isinstance(g.low, str) else g.low
+    high = broker.values.get(g.high, 0) if isinstance(g.high, str) else g.high
+    if low is not None and high is not None and not low <= value <= high:
+        raise ConfigError(f"{name} must be in the range {low} to {high} inclusive.")
+    if low is not None and high is None and value < low:
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: Value must be at least {low}")
+    if g.choices and value not in g.choices:
+        raise ConfigError(
+            f"Invalid value {raw} for configuration {name}: String must be one of: {', '.join(g.choices)}"
+        )
+    return value
+
+
+def group_default(name: str, broker: BrokerConfig) -> Any:
+    g = GROUP_KEYS[name]
+    return broker.values.get(g.synonym, g.default)
+
+
+# IncrementalAlterConfigs operations (KIP-339).
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+
+class ConfigRequestError(ConfigError):
+    """A config change refused as a malformed request (Kafka: INVALID_REQUEST), not as a bad value."""
+
+
+def apply_incremental(
+    current: Mapping[str, str],
+    ops: Iterable[tuple[str, int, str | None]],
+    *,
+    is_list: Callable[[str], bool],
+    effective: Callable[[str], str],
+) -> dict[str, str]:
+    """The overrides after KIP-339 operations, as text; pure. ``current`` holds the resource's own
+    overrides, ``effective(name)`` the value in force when it has none (the base APPEND and SUBTRACT
+    start from). Duplicate names and null SET values are ConfigRequestError; APPEND / SUBTRACT on a
+    non-list config and unknown operations are ConfigError (callers map them to Kafka's codes)."""
+    ops = list(ops)
+    names = [name for name, _, _ in ops]
+    if len(set(names)) != len(names):
+        raise ConfigRequestError("Error due to duplicate config keys")
+    out = dict(current)
+    for name, op, value in ops:
+        if op == SET:
+            if value is None:
+                raise ConfigRequestError(f"Null value not supported for : {name}")
+            out[name] = value
+        elif op == DELETE:
+            out.pop(name, None)
+        elif op in (APPEND, SUBTRACT):
+            verb = "APPEND" if op == APPEND else "SUBTRACT"
+            if not is_list(name):
+                raise ConfigError(f"Can't {verb} to key {name} because its type is not LIST.")
+            base = out[name] if name in out else effective(name)
+            items = [i.strip() for i in base.split(",") if i.strip()]
+            given = [i.strip() for i in (value or "").split(",") if i.strip()]
+            if op == APPEND:
+                items += [i for i in given if i not in items]
+            else:
+                items = [i for i in items if i not in given]
+            out[name] = ",".join(items)
+        else:
+            raise UnknownOperation(f"Unknown config operation {op} for {name}")
+    return out
+
+
+class UnknownOperation(ConfigError):
+    """An operation byte outside SET / DELETE / APPEND / SUBTRACT (Kafka: UNKNOWN_SERVER_ERROR)."""
