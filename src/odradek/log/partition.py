@@ -654,3 +654,38 @@ class PartitionLog:
             if self._checkpoint_offset > self.log_end_offset:
                 self._write_checkpoint(self.log_end_offset)
         logger.info("partition %s: truncated to offset %d", self.directory.name, self.log_end_offset)
+
+    # -- administration (DeleteRecords, altered topic configs) ---------------------------------------
+
+    def advance_log_start(self, offset: int) -> int:
+        """Move the log start offset up to ``offset`` (DeleteRecords; never backwards, never past the LEO)
+        and delete the segments wholly below it; the active segment stays. Returns the new log start.
+        The caller makes the new start durable (it is re-applied after the next open)."""
+        removed: list[Segment] = []
+        with self._lock:
+            offset = min(offset, self.log_end_offset)
+            if offset <= self.log_start_offset:
+                return self.log_start_offset
+            while len(self._segments) > 1 and self._segments[1].base_offset <= offset:
+                seg = self._segments.pop(0)
+                self.size_bytes -= seg.size
+                seg.delete_files()
+                removed.append(seg)
+            if removed:
+                self._dir_dirty = True
+            self.log_start_offset = offset
+        self.aborted = [a for a in self.aborted if a.last_offset >= offset]
+        logger.info(
+            "partition %s: log start offset moved to %d (%d segments deleted)",
+            self.directory.name,
+            offset,
+            len(removed),
+        )
+        return offset
+
+    def reconfigure(self, config: LogConfig) -> None:
+        """Use altered topic configs from the next append and retention run on."""
+        with self._lock:
+            self.config = config
+            self._max_index_entries = max(1, config.index_max_bytes // 8)
+            self._max_time_entries = max(1, config.index_max_bytes // 12)
