@@ -37,6 +37,11 @@ class Progress:
         if self._status is not None:
             self._status.update(text)
 
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
 
 class Output:
     def __init__(self, fmt: str = "table") -> None:
@@ -78,6 +83,14 @@ class Output:
             return
         with self.stderr.status(text) as status:
             yield Progress(status)
+
+    def spinner(self, text: str) -> Progress:
+        """A started spinner (call ``stop``), for a wait that is not one block of code."""
+        if not self.stderr.is_terminal:
+            return Progress(None)
+        status = self.stderr.status(text)
+        status.start()
+        return Progress(status)
 
     def flush(self) -> None:
         with contextlib.suppress(OSError, ValueError):

@@ -22,6 +22,7 @@ from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
 from kio.schema.response_header.v0.header import ResponseHeader as ResponseHeaderV0
 from kio.schema.response_header.v1.header import ResponseHeader as ResponseHeaderV1
 from kio.serial import entity_reader, entity_writer
+from kio.serial.errors import SerialError
 
 from ..protocol.codec import build
 from .common import ToolError
@@ -124,7 +125,10 @@ class Connection:
         hdr, used = entity_reader(ResponseHeaderV1 if flexible_header else ResponseHeaderV0)(frame, 0)
         if hdr.correlation_id != self._correlation:
             raise ToolError(f"{self.address} answered out of order")
-        entity, _ = entity_reader(resp_cls)(frame, used)
+        try:
+            entity, _ = entity_reader(resp_cls)(frame, used)
+        except (SerialError, ValueError, IndexError, UnicodeDecodeError) as e:
+            raise ToolError(f"cannot read {self.address}'s answer to api {key} v{version}: {e}") from None
         return entity
 
     def _read_exact(self, n: int) -> bytes:
@@ -195,3 +199,15 @@ def committed_offsets(
                 if p.error_code == ErrorCode.none and p.committed_offset >= 0:
                     out[(t.name, int(p.partition_index))] = (int(p.committed_offset), p.metadata or "")
         return int(code), out
+
+
+def bootstrap_connection(brokers: list[tuple[str, int]], timeout_s: float) -> Connection:
+    """A connection to the first bootstrap broker that answers."""
+    last: ToolError | None = None
+    for host, port in brokers:
+        try:
+            return Connection(host, port, timeout_s)
+        except ToolError as e:
+            last = e
+    assert last is not None
+    raise last
