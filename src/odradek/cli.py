@@ -1,10 +1,12 @@
-"""Command line: ``odradek serve`` and ``odradek verify``."""
+"""Command line: ``odradek serve``, ``odradek verify``, and the client commands for people (``topic``,
+``group``, ``produce``, ``consume``, ``txn``) whose work lives in :mod:`odradek.tools`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     _verify_parser(sub)
+    _tools_parsers(sub)
     return parser
 
 
@@ -196,6 +199,198 @@ def _verify_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--quiet", action="store_true", help="no live progress display")
 
 
+TOOL_COMMANDS = ("topic", "group", "produce", "consume", "txn")
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+
+
+def _client_options(fmt: bool = True) -> argparse.ArgumentParser:
+    """What every client command takes: where the cluster is and how to talk to it."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    g.add_argument(
+        "-b",
+        "--brokers",
+        "--bootstrap-server",
+        default=os.environ.get("ODRADEK_BROKERS", "127.0.0.1:9092"),
+        metavar="HOST:PORT[,...]",
+        help="bootstrap brokers (default $ODRADEK_BROKERS or 127.0.0.1:9092)",
+    )
+    g.add_argument(
+        "--command-config", metavar="FILE", help="a .properties file of client settings (security, ...)"
+    )
+    g.add_argument(
+        "-X",
+        dest="client_property",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one client setting (librdkafka's names, e.g. security.protocol=SSL); repeatable",
+    )
+    g.add_argument(
+        "--request-timeout-ms",
+        type=_int,
+        default=10_000,
+        metavar="MS",
+        help="how long to wait for the cluster's answer (default 10000)",
+    )
+    if fmt:
+        g.add_argument(
+            "--format", choices=["table", "json"], default="table", help="table for people (default), json"
+        )
+    return p
+
+
+def _tools_parsers(sub: argparse._SubParsersAction) -> None:
+    common = _client_options()
+
+    topic = sub.add_parser("topic", help="create, list, describe, alter and delete topics")
+    ts = topic.add_subparsers(dest="action", required=True)
+    p = ts.add_parser("create", parents=[common], help="create topics")
+    p.add_argument("topics", nargs="+", metavar="TOPIC")
+    p.add_argument("--partitions", type=_int, default=-1, help="default: the broker's num.partitions")
+    p.add_argument(
+        "--replication-factor", type=_int, default=-1, help="default: the broker's default.replication.factor"
+    )
+    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="a topic config")
+    p.add_argument("--if-not-exists", action="store_true", help="a topic that exists already is no error")
+    p = ts.add_parser("list", parents=[common], help="list topics")
+    p.add_argument("--exclude-internal", action="store_true", help="leave out Kafka's internal topics")
+    p = ts.add_parser("describe", parents=[common], help="partitions, offsets and configs of topics")
+    p.add_argument("topics", nargs="+", metavar="TOPIC")
+    p.add_argument("--all-configs", action="store_true", help="every config, not only those set on it")
+    p = ts.add_parser("alter", parents=[common], help="set or delete topic configs, add partitions")
+    p.add_argument("topic", metavar="TOPIC")
+    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="set a config")
+    p.add_argument("--delete-config", action="append", default=[], metavar="KEY", help="back to the default")
+    p.add_argument("--partitions", type=_int, help="raise the partition count to N")
+    p = ts.add_parser("delete", parents=[common], help="delete topics")
+    p.add_argument("topics", nargs="+", metavar="TOPIC")
+
+    group = sub.add_parser("group", help="list, describe, delete consumer groups and reset their offsets")
+    gs = group.add_subparsers(dest="action", required=True)
+    gs.add_parser("list", parents=[common], help="list consumer groups")
+    p = gs.add_parser("describe", parents=[common], help="members, committed offsets and lag")
+    p.add_argument("groups", nargs="+", metavar="GROUP")
+    p = gs.add_parser("delete", parents=[common], help="delete groups that have no members")
+    p.add_argument("groups", nargs="+", metavar="GROUP")
+    p = gs.add_parser(
+        "seek",
+        parents=[common],
+        help="reset a group's committed offsets (a plan by default; --execute applies it)",
+        description="Reset the committed offsets of a group with no active members, as kafka-consumer-groups "
+        "--reset-offsets does: without --execute the plan is only printed.",
+    )
+    p.add_argument("group", metavar="GROUP")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--topic",
+        action="append",
+        dest="seek_topics",
+        metavar="TOPIC[:P,P...]",
+        help="a topic, or some of its partitions; repeatable",
+    )
+    where.add_argument("--all-topics", action="store_true", help="every topic the group has offsets for")
+    to = p.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to-earliest", action="store_true", help="the log start offset")
+    to.add_argument("--to-latest", action="store_true", help="the log end offset")
+    to.add_argument("--to-offset", type=_int, metavar="N", help="offset N (kept within the log)")
+    to.add_argument(
+        "--to-datetime",
+        metavar="ISO",
+        help="the first record at or after this time (e.g. 2026-01-31T12:00:00Z)",
+    )
+    to.add_argument("--shift-by", type=_int, metavar="N", help="the committed offset plus N (N may be < 0)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print the plan only (the default)")
+    mode.add_argument("--execute", action="store_true", help="commit the new offsets")
+
+    p = sub.add_parser(
+        "produce", parents=[common], help="send lines from stdin or a file as records, one a line"
+    )
+    p.add_argument("topic", metavar="TOPIC")
+    p.add_argument("--file", metavar="PATH", help="read lines from this file instead of stdin")
+    p.add_argument(
+        "--key-separator",
+        metavar="SEP",
+        help="each line is KEY<SEP>VALUE, split at the first SEP (parse.key=true key.separator=SEP)",
+    )
+    p.add_argument(
+        "--property",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="console-producer reader properties: parse.key, key.separator, ignore.error, null.marker",
+    )
+    p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="on every record")
+    p.add_argument("--partition", type=_int, help="send every record to this partition")
+    p.add_argument(
+        "--acks",
+        "--request-required-acks",
+        choices=["all", "-1", "0", "1"],
+        default="all",
+        help="acks (default all)",
+    )
+
+    p = sub.add_parser("consume", parents=[_client_options(fmt=False)], help="print records of a topic")
+    p.add_argument("topic", metavar="TOPIC")
+    p.add_argument("--from-beginning", action="store_true", help="start at the log start offset")
+    p.add_argument(
+        "--offset",
+        metavar="N|earliest|latest",
+        help="start at this offset of --partition (default latest)",
+    )
+    p.add_argument("--partition", type=_int, help="only this partition")
+    p.add_argument(
+        "--group", metavar="GROUP", help="consume as a member of GROUP and commit what was printed"
+    )
+    p.add_argument(
+        "--count", "--max-messages", dest="count", type=_int, metavar="N", help="stop after N records"
+    )
+    p.add_argument(
+        "--timeout-ms",
+        "--timeout",
+        dest="timeout_ms",
+        type=_int,
+        metavar="MS",
+        help="stop when no record came for MS milliseconds (default: wait for ever)",
+    )
+    p.add_argument(
+        "--isolation-level",
+        choices=["read_uncommitted", "read_committed"],
+        default="read_uncommitted",
+        help="read_committed skips aborted and open transactions' records (default read_uncommitted)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["raw", "json"],
+        default="raw",
+        help="raw: the value, one a line (default); json: one object a line with the metadata",
+    )
+    p.add_argument(
+        "--encoding",
+        choices=["utf8", "base64"],
+        default="utf8",
+        help='json keys, values and headers: text, or {"base64": ...} where not UTF-8 (utf8, default); '
+        "or always base64 text (base64)",
+    )
+    p.add_argument("--print-key", action="store_true", help="raw: print KEY<TAB>VALUE")
+
+    txn = sub.add_parser("txn", help="list and describe transactions")
+    xs = txn.add_subparsers(dest="action", required=True)
+    p = xs.add_parser("list", parents=[common], help="transactions the coordinators know")
+    p.add_argument(
+        "--state", action="append", default=[], metavar="STATE", help="only these states (e.g. Ongoing)"
+    )
+    p = xs.add_parser("describe", parents=[common], help="one transaction's state and partitions")
+    p.add_argument("transactional_id", metavar="TRANSACTIONAL_ID")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -205,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "verify":
         return _verify(args, list(sys.argv[2:] if argv is None else argv[1:]))
+    if args.command in TOOL_COMMANDS:
+        from .tools import run
+
+        return run(args)
     if args.command == "serve":
         try:
             config = BrokerConfig.build(args.config, args.set)
