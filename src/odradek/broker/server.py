@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import logging
 import socket
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from .clock import now_ms
 from .flusher import Flusher
 from .groups import GroupService
 from .handlers import HANDLERS, CloseConnection
+from .metrics import create as create_metrics
 from .state import BrokerState
 from .transactions import TransactionService
 from .waiters import AppendWaiters
@@ -74,7 +76,10 @@ class Broker:
     def __init__(self, data_dir: Path, config: BrokerConfig) -> None:
         self.config = config
         self.state = BrokerState(data_dir, config)
+        self.metrics = create_metrics(config)  # ConfigError for a bad metrics.listen
         self.flusher = Flusher()
+        if self.metrics.enabled:
+            self.flusher.fsync = self.metrics.timed_fsync
         self.waiters = AppendWaiters()
         self.groups = GroupService(data_dir, config, self.flusher)
         self.txns = TransactionService(self, data_dir)
@@ -93,9 +98,14 @@ class Broker:
         self.groups.open()
         self.txns.open()
         await self.txns.start()
-        self._server = await asyncio.start_server(
-            self._serve_connection, host, port, reuse_address=True, limit=READ_CHUNK_BYTES
-        )
+        self.metrics.start(self)
+        try:
+            self._server = await asyncio.start_server(
+                self._serve_connection, host, port, reuse_address=True, limit=READ_CHUNK_BYTES
+            )
+        except BaseException:
+            await self.metrics.stop()
+            raise
         sock = self._server.sockets[0]
         self.host, self.port = sock.getsockname()[:2]
         self._background.append(asyncio.create_task(self._housekeeping()))
@@ -104,6 +114,7 @@ class Broker:
     async def stop(self) -> None:
         """Stop accepting, finish writes, fsync everything, release the data directory."""
         self.stopping = True
+        await self.metrics.stop()
         if self._server is not None:
             self._server.close()
         for task in self._background:
@@ -129,6 +140,9 @@ class Broker:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
         log.info("stopped cleanly")
+
+    def connection_count(self) -> int:
+        return len(self._connections)
 
     def all_logs(self) -> list[Any]:
         return [p for t in self.state.topics.values() for p in t.partitions]
@@ -174,6 +188,7 @@ class Broker:
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
         conn = _Connection(self, reader, writer, local[0], local[1], peer)
         self._connections[task] = conn
+        self.metrics.connection_opened()
         try:
             await conn.run()
         finally:
@@ -272,21 +287,27 @@ class _Connection:
             raise CloseConnection(
                 f"unsupported request: {name} v{api_version} (correlation id {correlation_id})"
             )
+        started = time.perf_counter()
         header = codec.parse_header(frame)
         request = codec.decode_request(header, frame)
         ctx = RequestContext(self.broker, header, self.host, self.port, self.peer)
         is_fetch = api_key == ApiKey.FETCH
         if is_fetch:
             self.unsent_fetches += 1
+        metrics = self.broker.metrics
         try:
             result = HANDLERS[api_key](ctx, request)
         except BaseException:
             if is_fetch:
                 self.unsent_fetches -= 1
+            metrics.request_done(api_key, api_version, started, request, None)
             raise
         if inspect.isawaitable(result):
-            await self.pending.put((is_fetch, asyncio.ensure_future(self._complete(ctx, result))))
-        elif result is not None:
+            future = asyncio.ensure_future(self._complete(ctx, result, started, request))
+            await self.pending.put((is_fetch, future))
+            return
+        metrics.request_done(api_key, api_version, started, request, result)
+        if result is not None:
             await self._queue(is_fetch, self._encode(ctx, result))
         elif is_fetch:
             self.unsent_fetches -= 1
@@ -295,8 +316,16 @@ class _Connection:
         self.unsent_bytes += _size(response)
         await self.pending.put((is_fetch, response))
 
-    async def _complete(self, ctx: RequestContext, pending: Awaitable[Any]) -> Any:
-        result = await pending
+    async def _complete(
+        self, ctx: RequestContext, pending: Awaitable[Any], started: float, request: Any
+    ) -> Any:
+        h = ctx.header
+        try:
+            result = await pending
+        except BaseException:
+            self.broker.metrics.request_done(h.api_key, h.api_version, started, request, None)
+            raise
+        self.broker.metrics.request_done(h.api_key, h.api_version, started, request, result)
         if result is None:
             return None
         response = self._encode(ctx, result)
