@@ -112,6 +112,7 @@ class TransactionService:
             broker.groups.journal.append(offset_records)
         await broker.flusher.sync([*touched, broker.groups.journal])
         self.coordinator.complete(now_ms(), completion)
+        self.broker.metrics.transaction_ended(completion.commit)
         await self.persist()
         for plog in touched:
             broker.waiters.notify(plog)
@@ -155,6 +156,7 @@ class TransactionService:
                 completion.transactional_id,
                 completion.producer_id,
             )
+            self.broker.metrics.transaction_timed_out()
             self.finish_in_background(completion)
         self.persist_soon()
         self.reschedule()
