@@ -119,6 +119,7 @@ def _append_partition(
     if isinstance(result, Duplicate):
         out["base_offset"] = result.first_offset  # a retry: acknowledged where it already is
         return out
+    ctx.broker.metrics.produced(topic, len(batch), header.record_count)
     out["base_offset"] = result.base_offset
     out["log_append_time"] = result.log_append_time_ms
     out["_log"] = plog
