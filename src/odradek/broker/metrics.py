@@ -30,6 +30,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from ..config import BrokerConfig, ConfigError
+from ..coordinator.groups import GroupState
 from ..coordinator.transactions import TxnState
 from ..protocol.apis import ApiKey
 from ..protocol.records import ATTR_CONTROL, HEADER_SIZE, LOG_OVERHEAD
@@ -189,12 +190,38 @@ def take_snapshot(broker: Any, ended_transactions: int, limit: int = STATE_SERIE
     )
 
 
-def group_epochs(broker: Any) -> Iterator[tuple[tuple[str, str], int]]:
-    """((protocol, group id), generation or group epoch) of every consumer group: each step is a rebalance."""
-    for group_id, group in broker.groups.coordinator.groups.items():
-        yield ("classic", group_id), group.generation_id
-    for group_id, cgroup in broker.groups.consumer.groups.items():
-        yield ("consumer", group_id), cgroup.group_epoch
+def rebalance_marks(broker: Any, group_id: str | None = None) -> dict[tuple[str, str], int]:
+    """(protocol, group id) -> what marks a rebalance, for one group or (None) every group.
+
+    As Kafka counts them: a classic group's rebalance completes when a generation reaches Stable (the
+    leader's SyncGroup), so a classic group is listed only while Stable, with its generation; a KIP-848
+    group rebalances each time its group epoch moves on, so it is listed with that epoch.
+    """
+    classic = broker.groups.coordinator.groups
+    consumer = broker.groups.consumer.groups
+    ids = classic.keys() | consumer.keys() if group_id is None else (group_id,)
+    marks: dict[tuple[str, str], int] = {}
+    for gid in ids:
+        if (g := classic.get(gid)) is not None and g.state == GroupState.STABLE:
+            marks[("classic", gid)] = g.generation_id
+        if (cg := consumer.get(gid)) is not None:
+            marks[("consumer", gid)] = cg.group_epoch
+    return marks
+
+
+def count_rebalances(seen: dict[tuple[str, str], int], marks: dict[tuple[str, str], int]) -> dict[str, int]:
+    """Rebalances per protocol since ``seen`` (updated in place) was last compared with ``marks``."""
+    out: dict[str, int] = {}
+    for key, mark in marks.items():
+        before = seen.get(key, 0)
+        if key[0] == "classic":
+            n = 1 if mark != before else 0
+        else:
+            n = mark - before if mark >= before else mark  # a lower epoch: deleted and created again
+        if n > 0:
+            out[key[0]] = out.get(key[0], 0) + n
+        seen[key] = mark
+    return out
 
 
 # --- metrics off ----------------------------------------------------------------------------------
@@ -355,7 +382,7 @@ class BrokerMetrics:
 
         self._broker = broker
         self._loop = asyncio.get_running_loop()
-        self._epochs = dict(group_epochs(broker))  # groups restored from disk: their past is not counted
+        self._epochs = rebalance_marks(broker)  # groups restored from disk: their past is not counted
         host, port = self.requested_address
         try:
             self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
@@ -455,25 +482,16 @@ class BrokerMetrics:
             self._fsync_batch.observe(waiting)
 
     def _count_rebalances(self, group_id: str | None = None) -> None:
-        """Count generation / epoch steps since last looked: of one group, or (None) of every group."""
-        groups = self._broker.groups
-        if group_id is None:
-            current = dict(group_epochs(self._broker))
-            for key in [k for k in self._epochs if k not in current]:
+        """Count rebalances since last looked: of one group (after its requests), or (None) of all."""
+        if not group_id and group_id is not None:
+            return
+        for protocol, n in count_rebalances(self._epochs, rebalance_marks(self._broker, group_id)).items():
+            self._rebalances_by[protocol].inc(n)
+        if group_id is None:  # forget groups that are gone
+            groups = self._broker.groups
+            live = {"classic": groups.coordinator.groups, "consumer": groups.consumer.groups}
+            for key in [k for k in self._epochs if k[1] not in live[k[0]]]:
                 del self._epochs[key]
-        else:
-            current = {}
-            if (g := groups.coordinator.groups.get(group_id)) is not None:
-                current[("classic", group_id)] = g.generation_id
-            if (cg := groups.consumer.groups.get(group_id)) is not None:
-                current[("consumer", group_id)] = cg.group_epoch
-        for key, epoch in current.items():
-            seen = self._epochs.get(key, 0)
-            if epoch < seen:
-                seen = 0  # deleted and created again since last seen
-            if epoch > seen:
-                self._rebalances_by[key[0]].inc(epoch - seen)
-            self._epochs[key] = epoch
 
     # --- scrape -------------------------------------------------------------------------------------
 
