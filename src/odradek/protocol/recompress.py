@@ -89,10 +89,11 @@ def recompress(
     view = memoryview(batch)[: header.size]
     try:
         body = decompress(header.codec, view[HEADER_SIZE:])
-    except (RecordDecodeError, cramjam.DecompressionError) as e:  # record_decode lets cramjam's through
-        raise InvalidBatch(
-            UNKNOWN_SERVER_ERROR, f"cannot decompress batch (codec {header.codec}): {e}"
-        ) from None
+    except RecordDecodeError as e:
+        raise InvalidBatch(UNKNOWN_SERVER_ERROR, str(e)) from None
+    except cramjam.DecompressionError as e:  # record_decode.decompress lets cramjam's own error through
+        message = f"cannot decompress batch (codec {header.codec}): {e}"
+        raise InvalidBatch(UNKNOWN_SERVER_ERROR, message) from None
     _check_records(body, header.record_count)
     packed = compress(target, body, levels)
     out = bytearray(HEADER_SIZE + len(packed))
