@@ -1,4 +1,8 @@
-"""Produce: validate each partition's batch, append it as received, answer per ``acks``.
+"""Produce: validate each partition's batch, append it, answer per ``acks``.
+
+A batch is appended exactly as received unless the topic's ``compression.type`` names a codec other
+than the batch's: then it is recompressed first (``protocol.recompress``), in a worker thread, and the
+partition's later appends wait for it so that the log keeps the order the batches arrived in.
 
 acks=0 never answers (an error closes the connection, as Kafka does); acks=1 answers once the batch
 reached the OS; acks=-1 answers once a group-commit fsync covered it.
@@ -6,12 +10,21 @@ reached the OS; acks=-1 answers once a group-commit fsync covered it.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...log.producer_state import Duplicate, ProducerStateError
 from ...protocol import codec
+from ...protocol.recompress import Levels, needs_recompression, recompress, target_codec
 from ...protocol.record_decode import RecordDecodeError, records
-from ...protocol.records import InvalidBatch, split_batches, validate_produced_batch
+from ...protocol.records import (
+    MESSAGE_TOO_LARGE,
+    InvalidBatch,
+    read_header,
+    split_batches,
+    validate_produced_batch,
+)
 from ..clock import now_ms
 from ._common import (
     CORRUPT_MESSAGE,
@@ -36,19 +49,39 @@ def handle(ctx: Any, request: Any) -> Any:
     if acks not in (0, 1, -1):
         return _all_partitions(request, INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1")
     now = now_ms()
-    appended: list[Any] = []
     topics_out = []
-    failed = False
+    queued: list[tuple[list[Any], int, asyncio.Future[dict[str, Any]]]] = []
     for t in request.topic_data:
-        parts_out = []
+        parts_out: list[Any] = []
         for p in t.partition_data:
             result = _append_partition(ctx, request.transactional_id, t.name, p.index, p.records, now)
+            if isinstance(result, asyncio.Future):
+                queued.append((parts_out, len(parts_out), result))
+            parts_out.append(result)
+        topics_out.append({"name": t.name, "partition_responses": parts_out})
+    if queued:
+        return _after_queued(broker, acks, topics_out, queued)
+    return _answer(broker, acks, topics_out)
+
+
+async def _after_queued(
+    broker: Any, acks: int, topics_out: list[Any], queued: list[tuple[list[Any], int, Any]]
+) -> dict[str, Any] | None:
+    for parts_out, i, task in queued:
+        parts_out[i] = await task
+    result = _answer(broker, acks, topics_out)
+    return await result if asyncio.iscoroutine(result) else result
+
+
+def _answer(broker: Any, acks: int, topics_out: list[Any]) -> Any:
+    appended: list[Any] = []
+    failed = False
+    for t in topics_out:
+        for result in t["partition_responses"]:
             if result["error_code"] != NONE:
                 failed = True
             elif "_log" in result:
                 appended.append(result.pop("_log"))
-            parts_out.append(result)
-        topics_out.append({"name": t.name, "partition_responses": parts_out})
     for plog in appended:
         broker.waiters.notify(plog)
     response = {"responses": topics_out, "throttle_time": 0}
@@ -68,7 +101,7 @@ async def _after_sync(broker: Any, logs: list[Any], response: dict[str, Any]) ->
 
 def _append_partition(
     ctx: Any, transactional_id: str | None, topic: str, index: int, records: bytes | None, now: int
-) -> dict[str, Any]:
+) -> dict[str, Any] | asyncio.Future[dict[str, Any]]:
     broker = ctx.broker
     plog = find_partition(broker, topic, index)
     out: dict[str, Any] = {
@@ -101,12 +134,111 @@ def _append_partition(
             _check_keys(batch, header)
         _check_transaction(ctx, transactional_id, topic, index, header, plog)
     except InvalidBatch as e:
-        out["error_code"] = e.error_code
-        out["error_message"] = str(e)
-        log.warning(
-            "rejected batch for %s-%d from %s: %s (error %d)", topic, index, ctx.peer, e, e.error_code
-        )
+        return _rejected(ctx, topic, index, out, e)
+    if needs_recompression(header, configs["compression.type"]):
+        target = target_codec(configs["compression.type"], header.codec)
+        levels = Levels.from_configs(configs)
+        work = _recompressor().submit(recompress, batch, header, target, levels)
+        return _queue_append(ctx, topic, index, plog, out, asyncio.wrap_future(work), now, log_append_time)
+    if plog in _tails:  # an earlier batch of this partition is still being recompressed: keep the order
+        return _queue_append(ctx, topic, index, plog, out, batch, now, log_append_time)
+    return _append(ctx, topic, index, plog, out, batch, header, now, log_append_time)
+
+
+# Recompression runs here rather than on the event loop: a batch of up to max.message.bytes (1 MiB by
+# default) takes tens of milliseconds to gzip, and cramjam releases the GIL while it works. Two threads:
+# the machine's cores are shared with the loop and the fsync thread; the queue is bounded by the
+# connections' in-flight request limit (queued.max.requests).
+RECOMPRESS_THREADS = 2
+_executor: ThreadPoolExecutor | None = None
+# partition log -> its latest queued append; present only while one is queued or running.
+_tails: dict[Any, asyncio.Future[dict[str, Any]]] = {}
+
+
+def _recompressor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(RECOMPRESS_THREADS, thread_name_prefix="odradek-recompress")
+    return _executor
+
+
+def _queue_append(
+    ctx: Any,
+    topic: str,
+    index: int,
+    plog: Any,
+    out: dict[str, Any],
+    batch: Any,
+    now: int,
+    log_append_time: bool,
+) -> asyncio.Future[dict[str, Any]]:
+    """Append after every queued append of the same partition; ``batch`` is bytes or a pending job."""
+    prev = _tails.get(plog)
+    task = asyncio.ensure_future(
+        _append_in_order(ctx, topic, index, plog, out, prev, batch, now, log_append_time)
+    )
+    _tails[plog] = task
+
+    def done(_: Any) -> None:
+        if _tails.get(plog) is task:
+            del _tails[plog]
+
+    task.add_done_callback(done)
+    return task
+
+
+async def _append_in_order(
+    ctx: Any,
+    topic: str,
+    index: int,
+    plog: Any,
+    out: dict[str, Any],
+    prev: asyncio.Future[dict[str, Any]] | None,
+    batch: Any,
+    now: int,
+    log_append_time: bool,
+) -> dict[str, Any]:
+    if prev is not None:
+        await asyncio.wait([prev])
+    if find_partition(ctx.broker, topic, index) is not plog:  # deleted while this batch waited
+        out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
         return out
+    if isinstance(batch, asyncio.Future):
+        try:
+            batch = await batch
+        except InvalidBatch as e:
+            return _rejected(ctx, topic, index, out, e)
+        except Exception:  # a codec failing on valid input: this batch fails, the broker goes on
+            log.exception("recompressing a batch for %s-%d failed", topic, index)
+            out["error_code"] = UNKNOWN_SERVER_ERROR
+            return out
+        max_bytes = ctx.broker.state.topics[topic].effective["max.message.bytes"]
+        if len(batch) > max_bytes:  # Kafka checks the size again after recompressing
+            e = InvalidBatch(
+                MESSAGE_TOO_LARGE, f"recompressed batch of {len(batch)} bytes exceeds {max_bytes}"
+            )
+            return _rejected(ctx, topic, index, out, e)
+    return _append(ctx, topic, index, plog, out, batch, read_header(batch), now, log_append_time)
+
+
+def _rejected(ctx: Any, topic: str, index: int, out: dict[str, Any], e: InvalidBatch) -> dict[str, Any]:
+    out["error_code"] = e.error_code
+    out["error_message"] = str(e)
+    log.warning("rejected batch for %s-%d from %s: %s (error %d)", topic, index, ctx.peer, e, e.error_code)
+    return out
+
+
+def _append(
+    ctx: Any,
+    topic: str,
+    index: int,
+    plog: Any,
+    out: dict[str, Any],
+    batch: Any,
+    header: Any,
+    now: int,
+    log_append_time: bool,
+) -> dict[str, Any]:
     try:
         result = plog.append_producer_batch(
             batch, header, leader_epoch=LEADER_EPOCH, now_ms=now, log_append_time=log_append_time
@@ -166,6 +298,7 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 TRANSACTION_ABORTABLE = 120
+UNKNOWN_SERVER_ERROR = -1
 
 
 def _check_timestamp(ts: int, now: int, configs: dict[str, Any]) -> None:
