@@ -1,0 +1,287 @@
+"""Topic ``compression.type`` applied, on Odradek and on Apache Kafka 4.4 with the same assertions.
+
+Producers send one codec into a topic configured with another; the raw batches fetched back (through
+the small wire client, so nothing is decoded on the way) must carry the topic's codec, or the
+producer's for ``producer``, and the records read back with confluent-kafka must be the ones sent.
+Idempotent and transactional producers keep working into a recompressing topic, and transaction
+markers stay uncompressed. Broken compressed batches get Kafka's error codes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import struct
+import time
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import NewTopic
+from crc32c import crc32c
+from kio.schema.fetch.v12.request import FetchRequest
+from kio.schema.produce.v9.request import ProduceRequest
+
+from odradek.protocol.recompress import compress
+from odradek.protocol.records import HEADER_SIZE, read_header
+from support.kit import admin, read_to_end, wait_until
+from unit.batches import make_batch
+from wire import WireClient
+
+CODEC = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+# compression.type of the topic -> what the producer sends (always something else, but for `producer`)
+PRODUCER_CODEC = {
+    "zstd": "lz4",
+    "gzip": "zstd",
+    "lz4": "gzip",
+    "snappy": "zstd",
+    "uncompressed": "lz4",
+    "producer": "gzip",
+}
+
+
+def create_topic(bootstrap: str, topic: str, config: dict[str, str]) -> None:
+    a = admin(bootstrap)
+    a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1, config=config)])[topic].result(
+        30
+    )
+
+    def ready() -> bool:
+        md = a.list_topics(topic=topic, timeout=5).topics.get(topic)
+        return md is not None and md.error is None and all(p.leader >= 0 for p in md.partitions.values())
+
+    wait_until(ready, 30, f"topic {topic} ready")
+
+
+def raw_batches(bootstrap: str, topic: str) -> list[bytes]:
+    """Every stored batch of partition 0, as the broker serves it (Fetch v12, read_uncommitted)."""
+    out: list[bytes] = []
+    offset = 0
+    with WireClient(bootstrap) as c:
+        for _ in range(1000):
+            resp = c.request(FetchRequest, _fetch(topic, offset))
+            part = resp.responses[0].partitions[0]
+            assert part.error_code == 0, part
+            data = part.records or b""
+            pos = 0
+            while pos + HEADER_SIZE <= len(data):
+                h = read_header(data, pos)
+                if pos + h.size > len(data):
+                    break  # a partial batch at the end of the answer
+                out.append(bytes(data[pos : pos + h.size]))
+                offset = h.base_offset + h.last_offset_delta + 1
+                pos += h.size
+            if offset >= part.high_watermark:
+                return out
+    raise AssertionError(f"could not fetch {topic} to its end")
+
+
+def _fetch(topic: str, offset: int) -> dict:
+    return {
+        "replica_id": -1,
+        "max_wait": datetime.timedelta(milliseconds=10),
+        "min_bytes": 1,
+        "max_bytes": 1 << 22,
+        "isolation_level": 0,
+        "session_id": 0,
+        "session_epoch": -1,
+        "forgotten_topics_data": [],
+        "rack_id": "",
+        "topics": [
+            {
+                "topic": topic,
+                "partitions": [
+                    {
+                        "partition": 0,
+                        "current_leader_epoch": -1,
+                        "fetch_offset": offset,
+                        "last_fetched_epoch": -1,
+                        "log_start_offset": -1,
+                        "partition_max_bytes": 1 << 22,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def produce_raw(bootstrap: str, topic: str, batch: bytes) -> tuple[int, int]:
+    """(error code, base offset) of one Produce v9 of ``batch`` with acks=all."""
+    with WireClient(bootstrap) as c:
+        resp = c.request(
+            ProduceRequest,
+            {
+                "transactional_id": None,
+                "acks": -1,
+                "timeout": datetime.timedelta(seconds=10),
+                "topic_data": [{"name": topic, "partition_data": [{"index": 0, "records": batch}]}],
+            },
+        )
+    p = resp.responses[0].partition_responses[0]
+    return p.error_code, p.base_offset
+
+
+def with_payload(batch: bytes | bytearray, codec: int, payload: bytes) -> bytes:
+    """``batch``'s header over another records section in ``codec``, with a valid CRC32C."""
+    out = bytearray(batch[:HEADER_SIZE]) + payload
+    struct.pack_into(">i", out, 8, len(out) - 12)
+    struct.pack_into(">h", out, 21, codec)
+    struct.pack_into(">I", out, 17, crc32c(bytes(out[21:])))
+    return bytes(out)
+
+
+def sample_messages(n: int, now_ms: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]], int]]:
+    return [
+        (
+            b"key-%d" % i,
+            b'{"n": %d, "text": "%s"}' % (i, b"payload " * (i % 7 + 1)),
+            [("h", b"%d" % i), ("trace", b"t-%d" % (i * 31))],
+            now_ms - 1000 + i,
+        )
+        for i in range(n)
+    ]
+
+
+def read_back(bootstrap: str, topic: str, group: str, *, committed: bool = False) -> list[tuple]:
+    msgs = read_to_end(bootstrap, topic, 1, committed=committed, group=group, timeout=30)
+    return [(m.key(), m.value(), m.headers() or [], m.timestamp()[1]) for m in msgs]
+
+
+@pytest.mark.parametrize("topic_codec", list(PRODUCER_CODEC))
+def test_batches_are_stored_in_the_topics_codec(broker, unique, topic_codec: str) -> None:
+    topic = unique("compressed")
+    create_topic(broker.bootstrap, topic, {"compression.type": topic_codec})
+    sent_codec = PRODUCER_CODEC[topic_codec]
+    p = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "compression.type": sent_codec,
+            "linger.ms": 20,
+            "batch.num.messages": 40,
+            "log_level": 0,
+        }
+    )
+    sent = sample_messages(120, int(time.time() * 1000))
+    for key, value, headers, ts in sent:
+        p.produce(topic, value=value, key=key, headers=headers, timestamp=ts)
+    assert p.flush(30) == 0
+
+    batches = raw_batches(broker.bootstrap, topic)
+    expected = CODEC[sent_codec] if topic_codec == "producer" else CODEC[topic_codec]
+    assert batches
+    assert {read_header(b).codec for b in batches} == {expected}
+    assert sum(read_header(b).record_count for b in batches) == len(sent)
+    assert read_back(broker.bootstrap, topic, unique("g")) == [(k, v, h, ts) for k, v, h, ts in sent]
+
+
+def test_kafka_python_producer_into_a_recompressing_topic(broker, unique) -> None:
+    from kafka import KafkaProducer
+
+    topic = unique("kp")
+    create_topic(broker.bootstrap, topic, {"compression.type": "zstd"})
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, compression_type="gzip", linger_ms=20)
+    sent = sample_messages(60, int(time.time() * 1000))
+    for key, value, headers, ts in sent:
+        producer.send(topic, value=value, key=key, headers=headers, timestamp_ms=ts)
+    producer.flush(30)
+    producer.close()
+    batches = raw_batches(broker.bootstrap, topic)
+    assert {read_header(b).codec for b in batches} == {CODEC["zstd"]}
+    assert read_back(broker.bootstrap, topic, unique("g")) == [(k, v, h, ts) for k, v, h, ts in sent]
+
+
+def test_idempotent_producer_into_a_recompressing_topic(broker, unique) -> None:
+    topic = unique("idem")
+    create_topic(broker.bootstrap, topic, {"compression.type": "zstd"})
+    p = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "enable.idempotence": True,
+            "compression.type": "lz4",
+            "linger.ms": 5,
+            "batch.num.messages": 25,
+            "log_level": 0,
+        }
+    )
+    values = [b"idempotent-%d" % i for i in range(300)]
+    for v in values:
+        p.produce(topic, value=v)
+        p.poll(0)
+    assert p.flush(30) == 0
+
+    headers = [read_header(b) for b in raw_batches(broker.bootstrap, topic)]
+    assert {h.codec for h in headers} == {CODEC["zstd"]}
+    assert len({h.producer_id for h in headers}) == 1 and headers[0].producer_id >= 0
+    expected_sequence = 0
+    for h in headers:  # the producer's sequence numbers survive the rewrite, batch after batch
+        assert h.base_sequence == expected_sequence
+        assert h.base_offset == expected_sequence
+        expected_sequence += h.record_count
+    assert [m[1] for m in read_back(broker.bootstrap, topic, unique("g"))] == values
+
+
+def test_transactional_producer_into_a_recompressing_topic(broker, unique) -> None:
+    topic = unique("txn")
+    create_topic(broker.bootstrap, topic, {"compression.type": "gzip"})
+    p = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "transactional.id": unique("tx"),
+            "compression.type": "lz4",
+            "linger.ms": 5,
+            "log_level": 0,
+        }
+    )
+    p.init_transactions(30)
+    committed: list[bytes] = []
+    for round_, commit in enumerate((True, False, True)):
+        p.begin_transaction()
+        for i in range(40):
+            value = b"round-%d-%d" % (round_, i)
+            p.produce(topic, value=value)
+            if commit:
+                committed.append(value)
+        p.flush(30)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+
+    headers = [read_header(b) for b in raw_batches(broker.bootstrap, topic)]
+    data = [h for h in headers if not h.is_control]
+    markers = [h for h in headers if h.is_control]
+    assert {h.codec for h in data} == {CODEC["gzip"]}
+    assert all(h.is_transactional and h.producer_id >= 0 for h in data)
+    assert len(markers) == 3
+    assert {h.codec for h in markers} == {0}, "transaction markers are never compressed"
+    got = read_back(broker.bootstrap, topic, unique("g"), committed=True)
+    assert [m[1] for m in got] == committed
+
+
+def test_broken_compressed_batches_get_kafkas_error_codes(broker, unique) -> None:
+    topic = unique("broken")
+    create_topic(broker.bootstrap, topic, {"compression.type": "gzip"})
+    base = make_batch([b"one", b"two", b"three"], base_timestamp=int(time.time() * 1000))
+    section = bytes(base[HEADER_SIZE:])
+    not_lz4 = with_payload(base, CODEC["lz4"], b"\x04\x22\x4d\x18" + b"garbage" * 4)
+    cut_short = with_payload(base, CODEC["zstd"], compress(CODEC["zstd"], section[:-4]))
+    not_records = with_payload(base, CODEC["zstd"], compress(CODEC["zstd"], b"\x01\x02\x03 not records"))
+    good = with_payload(base, CODEC["snappy"], compress(CODEC["snappy"], section))
+    assert produce_raw(broker.bootstrap, topic, not_lz4)[0] == -1  # UNKNOWN_SERVER_ERROR, as Kafka
+    assert produce_raw(broker.bootstrap, topic, cut_short)[0] == 87  # INVALID_RECORD
+    assert produce_raw(broker.bootstrap, topic, not_records)[0] == 87
+    assert produce_raw(broker.bootstrap, topic, good) == (0, 0)
+    batches = raw_batches(broker.bootstrap, topic)
+    assert [read_header(b).codec for b in batches] == [CODEC["gzip"]]
+
+
+def test_the_zstd_level_reaches_the_stored_batch(broker, unique) -> None:
+    records = [b"%d: the quick brown fox jumps over the lazy dog %d" % (i, i % 10) for i in range(2000)]
+    batch = make_batch(records, base_timestamp=int(time.time() * 1000))
+    sizes = {}
+    for level in ("-100", "19"):
+        topic = unique("lvl")
+        create_topic(broker.bootstrap, topic, {"compression.type": "zstd", "compression.zstd.level": level})
+        assert produce_raw(broker.bootstrap, topic, bytes(batch))[0] == 0
+        [stored] = raw_batches(broker.bootstrap, topic)
+        assert read_header(stored).codec == CODEC["zstd"]
+        sizes[level] = len(stored)
+    assert sizes["-100"] > 2 * sizes["19"], sizes
