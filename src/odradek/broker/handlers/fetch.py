@@ -1,8 +1,8 @@
 """Fetch: serve stored batches as bytes, long-polling until ``min_bytes`` or ``max_wait``.
 
-Batches leave the broker exactly as they were stored; nothing is decoded. Sessions (KIP-227) are not
-kept: every response carries session id 0, which clients treat as "full fetch each time", as they do
-when Kafka's session cache is full.
+Batches leave the broker exactly as they were stored; nothing is decoded. Incremental fetch sessions
+(KIP-227) are kept by ``broker.fetch_sessions``: the session cache decides which partitions a request
+reads (all of its session's, for an incremental fetch) and which of the results the response carries.
 """
 
 from __future__ import annotations
@@ -12,28 +12,65 @@ import time
 from typing import Any
 
 from ...log.partition import OffsetOutOfRange
+from ..fetch_sessions import FINAL_EPOCH, FetchContext, FetchSessionCache, Outcome, PartitionRequest
 from ._common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, find_partition
 
 MAX_WAIT_CAP_MS = 30_000  # bound on how long one fetch may hold a connection's response queue
 READ_UNCOMMITTED = 0
 
+Read = tuple[str, int, dict[str, Any], int]  # topic, partition, response entry, record bytes
+
+
+def _monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def sessions_of(broker: Any) -> FetchSessionCache:
+    """The broker's fetch session cache, made on first use from its configuration."""
+    cache = getattr(broker, "fetch_sessions", None)
+    if cache is None:
+        cache = FetchSessionCache(broker.config["max.incremental.fetch.session.cache.slots"], _monotonic_ms)
+        broker.fetch_sessions = cache
+    return cache
+
 
 def handle(ctx: Any, request: Any) -> Any:
+    fetch = [
+        (
+            (t.topic, p.partition),
+            PartitionRequest(
+                p.fetch_offset,
+                p.partition_max_bytes,
+                getattr(p, "log_start_offset", -1),
+                getattr(p, "current_leader_epoch", -1),
+                getattr(p, "last_fetched_epoch", -1),
+            ),
+        )
+        for t in request.topics
+        for p in t.partitions
+    ]
+    forget = [
+        (f.topic, p) for f in getattr(request, "forgotten_topics_data", None) or () for p in f.partitions
+    ]
+    # Fetch before v7 has no session fields: (0, FINAL) is sessionless, as Kafka reads it.
+    context = sessions_of(ctx.broker).new_context(
+        getattr(request, "session_id", 0), getattr(request, "session_epoch", FINAL_EPOCH), fetch, forget
+    )
     max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), MAX_WAIT_CAP_MS)
-    response, total = _read_all(ctx, request)
-    if total >= request.min_bytes or max_wait_ms <= 0 or _has_error(response):
-        return response
-    return _long_poll(ctx, request, max_wait_ms)
+    reads, total = _read_all(ctx, request, context)
+    # As in Kafka, a fetch with nothing to read (a session error among them) is answered at once.
+    if not reads or total >= request.min_bytes or max_wait_ms <= 0 or _has_error(reads):
+        return _respond(context, reads)
+    return _long_poll(ctx, request, context, max_wait_ms)
 
 
-async def _long_poll(ctx: Any, request: Any, max_wait_ms: int) -> dict[str, Any]:
+async def _long_poll(ctx: Any, request: Any, context: FetchContext, max_wait_ms: int) -> dict[str, Any]:
     broker = ctx.broker
     deadline = time.monotonic() + max_wait_ms / 1000
     logs = [
         plog
-        for t in request.topics
-        for p in t.partitions
-        if (plog := find_partition(broker, t.topic, p.partition)) is not None
+        for (topic, partition), _ in context.partitions
+        if (plog := find_partition(broker, topic, partition)) is not None
     ]
     while True:
         remaining = deadline - time.monotonic()
@@ -43,65 +80,95 @@ async def _long_poll(ctx: Any, request: Any, max_wait_ms: int) -> dict[str, Any]
             await broker.waiters.wait(logs, remaining)
         else:
             await asyncio.sleep(remaining)
-        response, total = _read_all(ctx, request)
-        if total >= request.min_bytes or _has_error(response) or broker.stopping:
-            return response
-    return _read_all(ctx, request)[0]
+        reads, total = _read_all(ctx, request, context)
+        if total >= request.min_bytes or _has_error(reads) or broker.stopping:
+            return _respond(context, reads)
+    return _respond(context, _read_all(ctx, request, context)[0])
 
 
-def _has_error(response: dict[str, Any]) -> bool:
-    return any(p["error_code"] != NONE for t in response["responses"] for p in t["partitions"])
+def _has_error(reads: list[Read]) -> bool:
+    return any(out["error_code"] != NONE for _, _, out, _ in reads)
 
 
-def _read_all(ctx: Any, request: Any) -> tuple[dict[str, Any], int]:
+def _respond(context: FetchContext, reads: list[Read]) -> dict[str, Any]:
+    """The response: the session decides its error, its id and which partitions it carries."""
+    reply = context.reply(
+        [
+            Outcome(
+                (topic, out["partition_index"]),
+                out["error_code"],
+                out["high_watermark"],
+                out["log_start_offset"],
+                size,
+            )
+            for topic, _, out, size in reads
+        ]
+    )
+    # As Kafka does, consecutive partitions of one topic share a topic entry; a session's order may
+    # interleave topics, and then a topic appears more than once.
+    topics_out: list[dict[str, Any]] = []
+    for i in reply.keep:
+        topic, _, out, _ = reads[i]
+        if not topics_out or topics_out[-1]["topic"] != topic:
+            topics_out.append({"topic": topic, "partitions": []})
+        topics_out[-1]["partitions"].append(out)
+    return {
+        "throttle_time": 0,
+        "error_code": reply.error_code,
+        "session_id": reply.session_id,
+        "responses": topics_out,
+    }
+
+
+def _read_all(ctx: Any, request: Any, context: FetchContext) -> tuple[list[Read], int]:
     broker = ctx.broker
     max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
     max_bytes = min(max_bytes, broker.config["fetch.max.bytes"])
     read_committed = getattr(request, "isolation_level", READ_UNCOMMITTED) != READ_UNCOMMITTED
     total = 0
-    topics_out = []
-    for t in request.topics:
-        parts_out = []
-        for p in t.partitions:
-            plog = find_partition(broker, t.topic, p.partition)
-            out: dict[str, Any] = {
-                "partition_index": p.partition,
-                "error_code": NONE,
-                "high_watermark": -1,
-                "last_stable_offset": -1,
-                "log_start_offset": -1,
-                "aborted_transactions": [] if read_committed else None,
-                "preferred_read_replica": -1,
-                "records": b"",
-            }
-            parts_out.append(out)
-            # As Kafka does, a partition in error reports no offsets (-1) and empty records.
-            if plog is None:
-                out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
-                continue
-            limit = min(p.partition_max_bytes, max_bytes - total)
-            lso = plog.last_stable_offset
-            try:
-                chunks = plog.read(
-                    p.fetch_offset,
-                    max(limit, 0),
-                    min_one_batch=(total == 0),
-                    max_offset=lso if read_committed else None,
-                )
-            except OffsetOutOfRange:
-                out["error_code"] = OFFSET_OUT_OF_RANGE
-                continue
-            out["high_watermark"] = plog.log_end_offset
-            out["last_stable_offset"] = lso
-            out["log_start_offset"] = plog.log_start_offset
-            if read_committed and chunks:
-                out["aborted_transactions"] = [
-                    {"producer_id": a.producer_id, "first_offset": a.first_offset}
-                    for a in plog.aborted_between(p.fetch_offset, lso)
-                ]
-            if chunks:
-                # Stored batches as read; the response encoder passes them through (protocol.fast).
-                total += sum(len(c) for c in chunks)
-                out["records"] = chunks
-        topics_out.append({"topic": t.topic, "partitions": parts_out})
-    return {"throttle_time": 0, "error_code": NONE, "session_id": 0, "responses": topics_out}, total
+    reads: list[Read] = []
+    for (topic, partition), p in context.partitions:
+        plog = find_partition(broker, topic, partition)
+        out: dict[str, Any] = {
+            "partition_index": partition,
+            "error_code": NONE,
+            "high_watermark": -1,
+            "last_stable_offset": -1,
+            "log_start_offset": -1,
+            "aborted_transactions": [] if read_committed else None,
+            "preferred_read_replica": -1,
+            "records": b"",
+        }
+        size = 0
+        reads.append((topic, partition, out, 0))
+        # As Kafka does, a partition in error reports no offsets (-1) and empty records.
+        if plog is None:
+            out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
+            continue
+        limit = min(p.partition_max_bytes, max_bytes - total)
+        lso = plog.last_stable_offset
+        try:
+            chunks = plog.read(
+                p.fetch_offset,
+                max(limit, 0),
+                min_one_batch=(total == 0),
+                max_offset=lso if read_committed else None,
+            )
+        except OffsetOutOfRange:
+            out["error_code"] = OFFSET_OUT_OF_RANGE
+            continue
+        out["high_watermark"] = plog.log_end_offset
+        out["last_stable_offset"] = lso
+        out["log_start_offset"] = plog.log_start_offset
+        if read_committed and chunks:
+            out["aborted_transactions"] = [
+                {"producer_id": a.producer_id, "first_offset": a.first_offset}
+                for a in plog.aborted_between(p.fetch_offset, lso)
+            ]
+        if chunks:
+            # Stored batches as read; the response encoder passes them through (protocol.fast).
+            size = sum(len(c) for c in chunks)
+            total += size
+            out["records"] = chunks
+            reads[-1] = (topic, partition, out, size)
+    return reads, total
