@@ -11,20 +11,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
+import signal
 import struct
 import threading
 from bisect import bisect_right
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
 from crc32c import crc32c
 
-from odradek.log.files import fsync_dir, replace_durably
+from odradek.log import cleaner
+from odradek.log.files import fsync_dir, replace_durably, write_synced
 from odradek.log.producer_state import Duplicate, ProducerStateManager
-from odradek.log.segment import Segment, segment_name
+from odradek.log.segment import SCAN_CHUNK_BYTES, Segment, segment_name
 from odradek.protocol.record_decode import control_type
 from odradek.protocol.records import (
     ATTR_LOG_APPEND_TIME,
@@ -44,6 +48,14 @@ logger = logging.getLogger("odradek.log")
 RECOVERY_POINT_FILE = "recovery-point"
 CLEAN_SHUTDOWN_FILE = "clean-shutdown"
 PRODUCER_SNAPSHOT_FILE = "producer-state.json"
+CLEANER_CHECKPOINT_FILE = "cleaner-offset-checkpoint"
+# A cleaned segment on its way in: "<base>.log.cleaned" while written (always discarded by recovery), then
+# "<base>.log.<upto>.swap", fsynced, which replaces the segments whose base offsets are in [base, upto).
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+_SWAP_NAME = re.compile(r"^(\d{20})\.log\.(\d{20})\.swap$")
+# Test-only crash points of a clean (see docs/compaction.md): the broker SIGKILLs itself at the named step.
+_KILL_AT = os.environ.get("ODRADEK_TEST_CLEANER_KILL_AT", "")
 _INT32_MAX = 2**31 - 1
 _LOG_SUFFIX = ".log"
 _INDEX_SUFFIXES = (".index", ".timeindex")
@@ -78,6 +90,7 @@ class LogConfig:
     retention_bytes: int = -1  # log.retention.bytes; -1 = unlimited
     index_interval_bytes: int = 4096  # log.index.interval.bytes
     index_max_bytes: int = 10485760  # log.index.size.max.bytes; a full offset index rolls the segment
+    cleanup_policy: str = "delete"  # cleanup.policy: retention deletes segments only where it says delete
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,9 @@ class PartitionLog:
         self.log_start_offset = self.log_end_offset = self.flushed_offset = self.size_bytes = 0
         self.producers = ProducerStateManager()
         self.aborted: list[AbortedTxn] = []  # ordered by last_offset (the marker's offset)
+        self.first_dirty_offset = 0  # the log cleaner's checkpoint: everything below was compacted
+        self._written_first_dirty = 0
+        self._clean_lock = threading.Lock()  # held by a cleaning worker; close and delete wait for it
 
     # -- opening and recovery ----------------------------------------------------------------------
 
@@ -135,6 +151,7 @@ class PartitionLog:
         log = cls(directory, config)
         log._recover(now_ms)
         log._load_producer_state(now_ms)
+        log._load_cleaner_checkpoint()
         return log
 
     def _load_producer_state(self, now_ms: int) -> None:
@@ -174,7 +191,7 @@ class PartitionLog:
             seg.close()  # as after recovery: idle partitions hold no descriptors
 
     def _recover(self, now_ms: int) -> None:
-        names = os.listdir(self.directory)
+        names = self._finish_swaps(os.listdir(self.directory))
         if not names:
             self._segments = [Segment(self.directory, 0, files_created=False)]
             return
@@ -214,7 +231,7 @@ class PartitionLog:
                 keep = i
                 logger.warning(
                     "recovered partition %s: segment %s starts at offset %d but the log before it ends "
-                    "at %d; removed %d segments from there",
+                    "to %d; removed %d segments from there",
                     self.directory.name,
                     seg.log_path.name,
                     seg.base_offset,
@@ -492,11 +509,11 @@ class PartitionLog:
 
     def close(self, *, clean: bool) -> None:
         """Flush, write the recovery point, and when clean, the marker that lets the next open skip work."""
-        with self._flush_lock:
+        with self._lock:
+            self._closed = True  # a cleaning worker sees this and gives up within one read chunk
+        with self._clean_lock, self._flush_lock:
             if self._fds_closed:
                 return
-            with self._lock:
-                self._closed = True
             self.flush()
             if self._checkpoint_offset != self.flushed_offset:
                 self._write_checkpoint(self.flushed_offset)
@@ -529,7 +546,9 @@ class PartitionLog:
 
     def delete(self) -> None:
         """Close and remove the partition directory (topic deletion)."""
-        with self._flush_lock, self._lock:
+        with self._lock:
+            self._closed = True
+        with self._clean_lock, self._flush_lock, self._lock:
             self._close_fds()
             shutil.rmtree(self.directory)
 
@@ -549,6 +568,9 @@ class PartitionLog:
             return out
         i = self._segment_for(offset)
         position = self._segments[i].locate(offset)
+        while position is None and i + 1 < len(self._segments):
+            i += 1  # ``offset`` fell in a gap compaction left at a segment's end: the next batch is later
+            position = 0
         budget = max_bytes
         while position is not None and i < len(self._segments):
             seg = self._segments[i]
@@ -593,6 +615,8 @@ class PartitionLog:
 
     def enforce_retention(self, now_ms: int) -> int:
         """Delete the oldest whole segments past retention.ms or retention.bytes; never the active one."""
+        if "delete" not in self.config.cleanup_policy:
+            return 0  # compact alone: the cleaner keeps the log small, retention never deletes
         retention_ms, retention_bytes = self.config.retention_ms, self.config.retention_bytes
         removed: list[Segment] = []
         with self._lock:
@@ -607,7 +631,7 @@ class PartitionLog:
                 seg.delete_files()
                 removed.append(seg)
             if removed:
-                self.log_start_offset = self._segments[0].base_offset
+                self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
                 self._dir_dirty = True
         if removed:
             start = self.log_start_offset
@@ -689,3 +713,345 @@ class PartitionLog:
             self.config = config
             self._max_index_entries = max(1, config.index_max_bytes // 8)
             self._max_time_entries = max(1, config.index_max_bytes // 12)
+
+    # -- compaction ------------------------------------------------------------------------------
+    #
+    # A pass has three steps. plan_clean (event loop) takes a snapshot: the sealed segments, the live
+    # producers' last batches, the aborted transactions, the last stable offset. run_clean (a worker
+    # thread) reads those segments through its own descriptors, writes each group's cleaned segment to
+    # "<base>.log.cleaned", fsyncs it with its indexes, and renames it "<base>.log.<upto>.swap": from then
+    # on recovery completes the swap. commit_clean (event loop) checks that the group's segments are
+    # still the ones cleaned and swaps them: old files unlinked, the directory fsynced, new indexes and
+    # then the new log renamed into place. Appends never touch sealed segments and fetches run on the
+    # loop, so neither can see a half-swapped list.
+
+    def _load_cleaner_checkpoint(self) -> None:
+        try:
+            value = int((self.directory / CLEANER_CHECKPOINT_FILE).read_text().strip())
+        except (OSError, ValueError):
+            value = self.log_start_offset
+        self.first_dirty_offset = self._written_first_dirty = max(value, self.log_start_offset)
+
+    def write_cleaner_checkpoint(self) -> None:
+        """Persist the first dirty offset (call off the event loop); a lost update only costs a re-clean."""
+        offset = self.first_dirty_offset
+        if offset != self._written_first_dirty and not self._fds_closed:
+            replace_durably(self.directory / CLEANER_CHECKPOINT_FILE, f"{offset}\n".encode())
+            self._written_first_dirty = offset
+
+    def _finish_swaps(self, names: list[str]) -> list[str]:
+        """Recovery of an interrupted clean: ``.cleaned`` files go; a ``.swap`` replaces the segments it
+        was made from, unless retention removed its first segment meanwhile (then it goes too)."""
+        changed = False
+        for name in names:
+            if name.endswith(CLEANED_SUFFIX):
+                os.unlink(self.directory / name)
+                changed = True
+        for name in sorted(names):
+            m = _SWAP_NAME.match(name)
+            if m is None:
+                continue
+            base, upto = int(m.group(1)), int(m.group(2))
+            first_log = self.directory / f"{segment_name(base)}{_LOG_SUFFIX}"
+            if first_log.exists():
+                for other in names:
+                    stem, _, suffix = other.partition(".")
+                    if len(stem) == 20 and stem.isdigit() and "." + suffix in (_LOG_SUFFIX, *_INDEX_SUFFIXES):
+                        if base <= int(stem) < upto and (int(stem) != base or suffix != "log"):
+                            (self.directory / other).unlink(missing_ok=True)
+                fsync_dir(self.directory)
+                os.replace(self.directory / name, first_log)
+                logger.info(
+                    "partition %s: completed the swap of cleaned segment %s after a crash",
+                    self.directory.name,
+                    segment_name(base),
+                )
+            else:
+                os.unlink(self.directory / name)
+            changed = True
+        if changed:
+            fsync_dir(self.directory)
+            return os.listdir(self.directory)
+        return names
+
+    def plan_clean(self, config: cleaner.CleanerConfig, now_ms: int) -> CleanJob | None:
+        """On the event loop: a pass worth running now (Kafka's dirty-ratio and lag rules), or None."""
+        with self._lock:
+            if self._closed:
+                return None
+            segments = list(self._segments)
+        sealed = segments[:-1]
+        views = [
+            cleaner.SegmentView(
+                s.base_offset,
+                s.size,
+                s.first_batch_ts if s.first_batch_ts is not None else -1,
+                s.max_ts,
+                len(s.index),
+                len(s.time_index),
+            )
+            for s in sealed
+        ]
+        active_base = segments[-1].base_offset
+        the_plan = cleaner.plan(
+            views, active_base, self.last_stable_offset, self.first_dirty_offset, config, now_ms
+        )
+        if the_plan is None:
+            return None
+        tails = {
+            pid: cleaner.ProducerTail(e.batches[-1].last_offset if e.batches else None, e.epoch)
+            for pid, e in self.producers.entries.items()
+        }
+        aborted = [cleaner.AbortedTxn(*a) for a in self.aborted]
+        return CleanJob(the_plan, config, now_ms, segments, views, tails, aborted)
+
+    def run_clean(self, job: CleanJob, abort: threading.Event | None = None) -> CleanJob:
+        """In a worker thread: build the key map and write every group's cleaned segment as a swap file.
+        Raises cleaner.CleanerError or OSError when the pass cannot go on (nothing visible has changed);
+        CleaningAborted when ``abort`` is set or the log closes meanwhile."""
+        with self._clean_lock:
+            if self._closed:
+                raise CleaningAborted()
+            return self._run_clean(job, lambda: self._closed or (abort is not None and abort.is_set()))
+
+    def _run_clean(self, job: CleanJob, stop: Callable[[], bool]) -> CleanJob:
+        segments, views, the_plan = job.segments, job.views, job.plan
+        sealed = segments[:-1]
+        capacity = cleaner.map_capacity(job.config.dedupe_buffer_bytes)
+        offset_map = cleaner.OffsetMap(capacity)
+        dirty = [
+            s
+            for i, s in enumerate(sealed)
+            if s.base_offset < the_plan.end and segments[i + 1].base_offset > the_plan.first_dirty
+        ]
+        cleaner.build_offset_map(
+            self._batches_of(dirty, stop), the_plan.first_dirty, the_plan.end, offset_map, job.aborted
+        )
+        map_end = offset_map.latest_offset + 1
+        job.map_end = map_end
+        job.map_keys = len(offset_map)
+        chosen = [v for v in views if v.base_offset < map_end]
+        groups = cleaner.group_segments(
+            chosen, the_plan.end, job.config.segment_bytes, job.config.index_max_bytes
+        )
+        pass_ = cleaner.Cleaner(
+            offset_map, the_plan.end, job.now_ms, job.config.delete_retention_ms, job.tails, job.aborted
+        )
+        by_base = {s.base_offset: i for i, s in enumerate(segments)}
+        try:
+            for group in groups:
+                first, last = by_base[group[0].base_offset], by_base[group[-1].base_offset]
+                olds = segments[first : last + 1]
+                upto = segments[last + 1].base_offset
+                pass_.group_end = upto
+                job.prepared.append(self._write_cleaned(pass_, olds, upto, stop))
+        except BaseException:
+            for prepared in job.prepared:
+                prepared.discard()
+            job.prepared.clear()
+            raise
+        job.stats = pass_.stats
+        return job
+
+    def _batches_of(
+        self, segments: list[Segment], stop: Callable[[], bool]
+    ) -> Iterator[tuple[memoryview, BatchHeader]]:
+        for seg in segments:
+            yield from _read_segment(seg.log_path, seg.size, stop)
+
+    def _write_cleaned(
+        self, pass_: cleaner.Cleaner, olds: list[Segment], upto: int, stop: Callable[[], bool]
+    ) -> PreparedSwap:
+        base = olds[0].base_offset
+        new = Segment(self.directory, base, files_created=True)
+        cleaned_path = new.log_path.with_name(new.log_path.name + CLEANED_SUFFIX)
+        interval = self.config.index_interval_bytes
+        fd = os.open(cleaned_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        prepared = PreparedSwap(new, olds, upto, [s.size for s in olds], cleaned_path)
+        try:
+            out: list[bytes | memoryview] = []
+            pending = 0
+            position = 0
+            for seg in olds:
+                for batch, h in _read_segment(seg.log_path, seg.size, stop):
+                    kept = pass_.clean(batch, h)
+                    if kept is None:
+                        continue
+                    size = len(kept)
+                    kh = h if kept is batch else read_header(kept)
+                    new._account(position, kh.base_offset, kh.last_offset, kh.max_timestamp, size, interval)
+                    position += size
+                    out.append(bytes(kept))
+                    pending += size
+                    if pending >= SCAN_CHUNK_BYTES:
+                        _write_all(fd, b"".join(out))
+                        out.clear()
+                        pending = 0
+            _write_all(fd, b"".join(out))
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            prepared.discard()
+            raise
+        os.close(fd)
+        new.seal()
+        idx, tim = new.take_pending()
+        prepared.index_paths = [
+            new.index_path.with_name(new.index_path.name + CLEANED_SUFFIX),
+            new.time_index_path.with_name(new.time_index_path.name + CLEANED_SUFFIX),
+        ]
+        try:
+            for path, data in zip(prepared.index_paths, (idx, tim), strict=True):
+                write_synced(path, data)
+            mtime = olds[-1].log_path.stat().st_mtime
+            os.utime(cleaned_path, (mtime, mtime))  # retention of compact,delete judges cleaned segments so
+            _test_kill("cleaned")
+            swap = self.directory / f"{segment_name(base)}{_LOG_SUFFIX}.{segment_name(upto)}{SWAP_SUFFIX}"
+            os.replace(cleaned_path, swap)
+            prepared.swap_path = swap
+            fsync_dir(self.directory)
+        except BaseException:
+            prepared.discard()
+            raise
+        _test_kill("swap")
+        return prepared
+
+    def commit_clean(self, job: CleanJob) -> int:
+        """On the event loop: swap in every prepared group whose segments are unchanged. Returns how many
+        groups were swapped; -1 when a flush holds the log (call again shortly)."""
+        if not self._flush_lock.acquire(blocking=False):
+            return -1
+        swapped = 0
+        try:
+            for prepared in job.prepared:
+                if self._swap_in(prepared):
+                    swapped += 1
+                else:
+                    prepared.discard()
+            job.prepared.clear()
+            if swapped and job.map_end > self.first_dirty_offset:
+                self.first_dirty_offset = job.map_end
+        finally:
+            self._flush_lock.release()
+        return swapped
+
+    def _swap_in(self, p: PreparedSwap) -> bool:
+        with self._lock:
+            if self._fds_closed:
+                return False
+            segs = self._segments
+            try:
+                i = segs.index(p.olds[0])
+            except ValueError:
+                return False  # retention or truncation removed it meanwhile
+            j = i + len(p.olds)
+            if (
+                segs[i:j] != p.olds
+                or [s.size for s in p.olds] != p.sizes
+                or j >= len(segs)
+                or segs[j].base_offset != p.upto
+            ):
+                return False
+            for old in p.olds[1:]:
+                old.delete_files()
+            fsync_dir(self.directory)
+            _test_kill("unlinked")
+            base = p.olds[0]
+            for src, dst in zip(p.index_paths, (base.index_path, base.time_index_path), strict=True):
+                os.replace(src, dst)
+            _test_kill("indexed")
+            base.close()
+            assert p.swap_path is not None
+            os.replace(p.swap_path, base.log_path)
+            p.swap_path = None
+            p.index_paths = []
+            self._dir_dirty = True
+            self._segments = segs[:i] + [p.new] + segs[j:]
+            self.size_bytes += p.new.size - sum(p.sizes)
+        _test_kill("replaced")
+        logger.info(
+            "partition %s: cleaned %d segments into %s (%d -> %d bytes)",
+            self.directory.name,
+            len(p.olds),
+            segment_name(p.new.base_offset),
+            sum(p.sizes),
+            p.new.size,
+        )
+        return True
+
+
+@dataclass(eq=False)
+class PreparedSwap:
+    new: Segment
+    olds: list[Segment]
+    upto: int
+    sizes: list[int]
+    cleaned_path: Path
+    swap_path: Path | None = None
+    index_paths: list[Path] = field(default_factory=list)
+
+    def discard(self) -> None:
+        for path in (self.cleaned_path, self.swap_path, *self.index_paths):
+            if path is not None:
+                path.unlink(missing_ok=True)
+        self.swap_path = None
+        self.index_paths = []
+
+
+@dataclass(eq=False)
+class CleanJob:
+    plan: cleaner.Plan
+    config: cleaner.CleanerConfig
+    now_ms: int
+    segments: list[Segment]
+    views: list[cleaner.SegmentView]
+    tails: dict[int, cleaner.ProducerTail]
+    aborted: list[cleaner.AbortedTxn]
+    map_end: int = -1
+    map_keys: int = 0
+    prepared: list[PreparedSwap] = field(default_factory=list)
+    stats: cleaner.CleanStats | None = None
+
+
+class CleaningAborted(Exception):
+    """The broker is stopping: a pass in progress gives up, leaving only files recovery discards."""
+
+
+def _read_segment(
+    path: Path, size: int, stop: Callable[[], bool]
+) -> Iterator[tuple[memoryview, BatchHeader]]:
+    """Each batch of a sealed segment, read in chunks through a descriptor of our own (a retention or a
+    close on the event loop cannot pull it away)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        pos = 0
+        while pos < size:
+            if stop():
+                raise CleaningAborted()
+            chunk = os.pread(fd, min(SCAN_CHUNK_BYTES, size - pos), pos)
+            if len(chunk) < HEADER_SIZE:
+                raise cleaner.CleanerError(f"{path}: short read at position {pos}")
+            _, first = struct.unpack_from(">qi", chunk, 0)
+            if first + LOG_OVERHEAD > len(chunk):
+                chunk = os.pread(fd, first + LOG_OVERHEAD, pos)
+            used = 0
+            for batch, h in cleaner.iter_batches_prefix(chunk):
+                yield batch, h
+                used += h.size
+            if used == 0:
+                raise cleaner.CleanerError(f"{path}: torn batch at position {pos}")
+            pos += used
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _test_kill(step: str) -> None:
+    if _KILL_AT == step:
+        logger.warning("ODRADEK_TEST_CLEANER_KILL_AT=%s: killing the broker here (test only)", step)
+        os.kill(os.getpid(), signal.SIGKILL)

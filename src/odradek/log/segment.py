@@ -17,6 +17,7 @@ from odradek.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
     BatchHeader,
+    compute_crc,
     peek_offset_and_size,
     read_header,
     validate_stored_batch,
@@ -40,6 +41,17 @@ def read_file(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def _cleaned_batch(buf: bytes, pos: int, size: int) -> BatchHeader | None:
+    """A batch the log cleaner rewrote: fewer records than its offset range (none, where only the header
+    was kept for a producer's state), still whole and with a good CRC32C."""
+    header = read_header(buf, pos)
+    if header.magic != 2 or not 0 <= header.record_count <= header.last_offset_delta:
+        return None
+    if compute_crc(memoryview(buf)[pos : pos + size]) != header.crc:
+        return None
+    return header
 
 
 class Segment:
@@ -222,12 +234,13 @@ class Segment:
             if rel + size > len(buf):
                 buf = os.pread(fd, min(max(SCAN_CHUNK_BYTES, size), left), pos)
                 buf_pos, rel = pos, 0
-            header = validate_stored_batch(buf, rel, rel + size)
+            header = validate_stored_batch(buf, rel, rel + size) or _cleaned_batch(buf, rel, size)
             if header is None:
                 problem = "corrupt batch (magic, record count or CRC32C mismatch)"
                 break
-            if base_offset != self.next_offset:
-                problem = f"batch base offset {base_offset} where {self.next_offset} was expected"
+            # Compaction leaves gaps between batches; offsets never go backwards.
+            if base_offset < self.next_offset:
+                problem = f"batch base offset {base_offset} where {self.next_offset} or more was expected"
                 break
             self._account(pos, base_offset, header.last_offset, header.max_timestamp, size, interval)
             pos += size
