@@ -22,6 +22,7 @@ from typing import Any
 from ..config import BrokerConfig, ConfigError
 from ..protocol import codec
 from ..protocol.apis import SUPPORTED, ApiKey, is_supported
+from .cleaning import LogCleanerService
 from .clock import now_ms
 from .flusher import Flusher
 from .groups import GroupService
@@ -109,6 +110,7 @@ class Broker:
         sock = self._server.sockets[0]
         self.host, self.port = sock.getsockname()[:2]
         self._background.append(asyncio.create_task(self._housekeeping()))
+        self._background.append(asyncio.create_task(LogCleanerService(self).run()))
         log.info("listening on %s:%d, data in %s", self.host, self.port, self.state.data_dir)
 
     async def stop(self) -> None:

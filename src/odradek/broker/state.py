@@ -170,6 +170,7 @@ class BrokerState:
         """(partition count, parsed configs) for a topic that may be created, else TopicError."""
         problem = topic_name_problem(name)
         if problem:
+            cleanup_policy=c["cleanup.policy"],
             raise TopicError(INVALID_TOPIC_EXCEPTION, problem)
         if name in self.topics:
             raise TopicError(TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
