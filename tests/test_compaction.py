@@ -1,0 +1,96 @@
+"""Log compaction, differential: the same compacted topic on a private Odradek and a private Apache Kafka 4.4
+(both with a fast cleaner) holds, once cleaned, exactly the last record of every key at its original
+offset, and is still read from offset 0."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from support.kit import admin, read_to_end, wait_until
+
+pytestmark = pytest.mark.differential
+
+FAST_CLEANER = {"log.cleaner.backoff.ms": "100"}
+SEGMENT_MS = 1000
+TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(SEGMENT_MS),
+    "min.cleanable.dirty.ratio": "0.01",
+}
+
+
+@pytest.fixture(params=["odradek", "kafka"])
+def fast_cleaner_broker(request: pytest.FixtureRequest):
+    if request.param == "odradek":
+        return request.getfixturevalue("odradek_factory")(FAST_CLEANER)
+    return request.getfixturevalue("kafka_factory")(FAST_CLEANER)
+
+
+def _create(bootstrap: str, topic: str, config: dict[str, str]) -> None:
+    a = admin(bootstrap)
+    a.create_topics([NewTopic(topic, 1, 1, config=config)])[topic].result(30)
+    wait_until(
+        lambda: (
+            (md := a.list_topics(topic=topic, timeout=5).topics.get(topic)) is not None
+            and md.error is None
+            and md.partitions[0].leader >= 0
+        ),
+        30,
+        f"topic {topic} ready",
+    )
+
+
+def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "log_level": 0})
+    errors: list[str] = []
+    for key, value in records:
+        p.produce(topic, value, key, partition=0, on_delivery=lambda e, m: e and errors.append(str(e)))
+    assert p.flush(30) == 0 and not errors, errors
+
+
+def _scenario() -> list[tuple[bytes, bytes | None]]:
+    """40 records over 13 keys, two of them ending in a tombstone (kept: delete.retention.ms is a day)."""
+    out: list[tuple[bytes, bytes | None]] = [(b"k%02d" % (i % 13), b"v%02d" % i) for i in range(38)]
+    return out + [(b"k03", None), (b"k07", None)]
+
+
+def _rows(bootstrap: str, topic: str, group: str) -> list[tuple[int, bytes, bytes | None]]:
+    msgs = read_to_end(bootstrap, topic, 1, committed=False, group=group, timeout=30)
+    return [(m.offset(), m.key(), m.value()) for m in msgs]
+
+
+def test_compacted_topic_keeps_the_last_value_per_key(fast_cleaner_broker, topic_name, group_name) -> None:
+    bootstrap = fast_cleaner_broker.bootstrap
+    _create(bootstrap, topic_name, TOPIC_CONFIG)
+    records = _scenario()
+    _produce(bootstrap, topic_name, records)
+    last: dict[bytes, tuple[int, bytes | None]] = {}
+    for offset, (key, value) in enumerate(records):
+        last[key] = (offset, value)
+    time.sleep(SEGMENT_MS / 1000 + 0.3)
+    _produce(bootstrap, topic_name, [(b"roll", b"r")])  # rolls the segment: the 40 records become cleanable
+    expected = sorted([(o, k, v) for k, (o, v) in last.items()] + [(40, b"roll", b"r")])
+    assert len(expected) == 14
+
+    def compacted():
+        rows = _rows(bootstrap, topic_name, group_name)
+        return rows if len(rows) == len(expected) else None
+
+    rows = wait_until(compacted, 60, "compaction to leave 13 keys and the roll record", interval=0.5)
+    assert rows == expected
+    # The log start and end are what they were: only records inside the log went.
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group_name, "log_level": 0})
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=10, cached=False)
+        assert (low, high) == (0, 41)
+        # A fetch from an offset compaction removed serves the next record still there.
+        gone = next(o for o in range(41) if o not in {r[0] for r in rows})
+        c.assign([TopicPartition(topic_name, 0, gone)])
+        first = wait_until(lambda: c.poll(0.5), 20, "a record after a removed offset")
+        assert first.error() is None and first.offset() == min(o for o, _, _ in rows if o > gone)
+    finally:
+        c.close()
