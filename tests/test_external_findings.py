@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import datetime
+import json
+import struct
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -227,3 +230,78 @@ def test_authorized_operations_when_asked(broker, topic_name, unique):
     assert int(cluster_asked.error_code) == 0
     assert cluster_quiet.cluster_authorized_operations == OMITTED
     assert cluster_asked.cluster_authorized_operations == CLUSTER_OPERATIONS
+
+
+# --------------------------------------------------------------------------------------------------
+# Transaction commit: durable before EndTxn answers, with the Complete state written behind the answer
+
+TXN_JOURNAL = Path("__odradek") / "transactions.journal"
+
+
+def _journal_records(path: Path) -> list[tuple[int, dict]]:
+    """(start position, decoded record) of every record of the coordinator's journal."""
+    data, pos, out = path.read_bytes(), 0, []
+    while pos + 8 <= len(data):
+        size = struct.unpack_from(">I", data, pos)[0]
+        out.append((pos, json.loads(data[pos + 8 : pos + 8 + size])))
+        pos += 8 + size
+    return out
+
+
+def test_commit_survives_losing_the_unsynced_complete_state(odradek_factory, unique):
+    """EndTxn answers once the Prepare state and the markers are on disk; the Complete state follows
+    without a wait. A crash that loses it (the journal's un-fsynced tail) replays the Prepare: the
+    second commit marker closes nothing, the data is committed once, and the producer carries on."""
+    from eos.eoskit import Wire, batch
+
+    broker = odradek_factory()
+    topic = txn = unique("txn")
+    _create(broker.bootstrap, topic)
+    with Wire(broker.bootstrap) as w:
+        pid = w.init_producer_id(txn)
+        assert w.add_partitions(txn, pid, topic, [0]) == [0]
+        data = batch([b"a", b"b"], producer_id=pid.producer_id, producer_epoch=pid.epoch, base_sequence=0,
+                     transactional=True)  # fmt: skip
+        assert w.produce(topic, 0, data, transactional_id=txn) == (0, 0)
+        assert w.end_txn(txn, pid, True) == 0
+    broker.kill()
+    journal = broker.data_dir / TXN_JOURNAL
+    records = _journal_records(journal)
+    last_pos, last = records[-1]
+    assert (last["id"], last["state"]) == (txn, "CompleteCommit"), records
+    assert records[-2][1]["state"] == "PrepareCommit"
+    with open(journal, "r+b") as f:  # what a power cut before the Complete state's fsync leaves
+        f.truncate(last_pos)
+    broker.restart()
+    with Wire(broker.bootstrap) as w:
+        assert w.lso(topic) == w.hw(topic) == 4, "data 0-1, the commit marker, the replayed one"
+        values = [r.value for r in _read_committed(w, topic)]
+        assert values == [b"a", b"b"]
+        # The producer goes on with its next transaction; the replayed marker committed nothing of it.
+        assert w.add_partitions(txn, pid, topic, [0]) == [0]
+        more = batch([b"c"], producer_id=pid.producer_id, producer_epoch=pid.epoch, base_sequence=2,
+                     transactional=True)  # fmt: skip
+        assert w.produce(topic, 0, more, transactional_id=txn) == (0, 4)
+        assert w.lso(topic) == 4, "the new transaction is open"
+        assert w.end_txn(txn, pid, False) == 0
+        assert w.lso(topic) == w.hw(topic) == 6
+        assert [r.value for r in _read_committed(w, topic)] == [b"a", b"b"]
+    states = [r["state"] for _, r in _journal_records(journal) if r.get("id") == txn]
+    assert states[-2:] == ["PrepareAbort", "CompleteAbort"], "written (to the OS) before EndTxn answered"
+
+
+def _read_committed(w, topic: str) -> list:
+    """The records a read_committed consumer keeps from offset 0 (aborted ones and markers dropped)."""
+    from kafka.record.default_records import DefaultRecordBatch
+
+    p = w.fetch(topic, 0, 0, READ_COMMITTED)
+    aborted = [(a.producer_id, a.first_offset) for a in (p.aborted_transactions or ())]
+    out, view, pos = [], bytes(p.records or b""), 0
+    while pos + 12 <= len(view):
+        size = struct.unpack_from(">i", view, pos + 8)[0] + 12
+        b = DefaultRecordBatch(view[pos : pos + size])
+        dropped = any(b.producer_id == pid and b.base_offset >= first for pid, first in aborted)
+        if not b.is_control_batch and not dropped:
+            out.extend(b)
+        pos += size
+    return out

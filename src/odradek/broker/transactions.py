@@ -1,9 +1,17 @@
 """The I/O side of transactions: producer ids, the coordinator's journal, markers, timeouts.
 
 Ending a transaction is made crash-safe by order: the Prepare state is fsynced to the journal first;
-then markers go to every partition and staged offsets are settled, and those are fsynced; only then is
-the Complete state written and the client answered. A broker that dies in between finds the Prepare
-state on restart and finishes the job (a marker written twice is harmless: the second closes nothing).
+then markers go to every partition and staged offsets are settled, and those are fsynced; then the
+client is answered. That is two fsync rounds before EndTxn answers (Kafka, which writes its markers after
+answering, has one). A broker that dies after the Prepare finds it on restart and finishes the job (a
+marker written twice is harmless: the second closes nothing).
+
+The Complete state is journaled without waiting for its fsync (that runs in the background within
+log.flush.interval.ms, or sooner with the next journal fsync someone waits for): until it is on disk a
+crash only replays the Prepare, which writes markers that close nothing. It cannot close a later
+transaction of the same producer either: that one starts with AddPartitionsToTxn or AddOffsetsToTxn,
+whose journal records are fsynced before they are answered and come after the Complete state in the same
+file, so by the time any later transactional data exists the Complete state is durable.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ class TransactionService:
         )
         self.journal = Journal(data_dir / TXN_JOURNAL)
         self._timer: asyncio.TimerHandle | None = None
+        self._lazy_flush: asyncio.TimerHandle | None = None
         self._interrupted: list[Completion] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -62,6 +71,8 @@ class TransactionService:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._lazy_flush is not None:
+            self._lazy_flush.cancel()  # journal.close() below fsyncs what it would have
         self.journal.close()
 
     async def drain(self) -> None:
@@ -82,6 +93,21 @@ class TransactionService:
         if records:
             self.journal.append(records)
             self.broker.flusher.mark_dirty([self.journal])
+
+    def persist_later(self) -> None:
+        """Journal the coordinator's records now and fsync them within log.flush.interval.ms (or sooner,
+        with the next record someone waits for), for records whose loss a restart repairs. Not flushing at
+        once keeps that fsync from running just when the producer's next request needs the journal."""
+        records = self.coordinator.take_records()
+        if records:
+            self.journal.append(records)
+            if self._lazy_flush is None:
+                delay_s = max(0.01, self.broker.config["log.flush.interval.ms"] / 1000)
+                self._lazy_flush = asyncio.get_running_loop().call_later(delay_s, self._flush_lazily)
+
+    def _flush_lazily(self) -> None:
+        self._lazy_flush = None
+        self.broker.flusher.mark_dirty([self.journal])
 
     # --- completing transactions ------------------------------------------------------------------
 
@@ -108,12 +134,14 @@ class TransactionService:
             offset_records += broker.groups.offsets.complete_txn(
                 group_id, completion.producer_id, completion.commit
             )
+        durable: list[Any] = list(touched)
         if offset_records:
             broker.groups.journal.append(offset_records)
-        await broker.flusher.sync([*touched, broker.groups.journal])
+            durable.append(broker.groups.journal)
+        await broker.flusher.sync(durable)
         self.coordinator.complete(now_ms(), completion)
         self.broker.metrics.transaction_ended(completion.commit)
-        await self.persist()
+        self.persist_later()  # no wait: see the module docstring
         for plog in touched:
             broker.waiters.notify(plog)
         log.info(
