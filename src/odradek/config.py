@@ -737,9 +737,13 @@ def topic_config(key_name: str, raw: Any) -> Any:
     key = TOPIC_KEYS.get(key_name)
     if key is None:
         raise ConfigError(f"Unknown topic config name: {key_name}")
-    value = parse_value(key, raw)
-    low = TOPIC_AT_LEAST.get(key_name)
     invalid = f"Invalid value {raw} for configuration {key_name}"
+    try:
+        value = parse_value(key, raw)
+    except ConfigError:
+        kafka_type = {int: "LONG", float: "DOUBLE", bool: "BOOLEAN"}.get(key.kind, "STRING")
+        raise ConfigError(f"{invalid}: Not a number of type {kafka_type}") from None
+    low = TOPIC_AT_LEAST.get(key_name)
     if low is not None and value < low:
         raise ConfigError(f"{invalid}: Value must be at least {low if low % 1 else int(low)}")
     high = TOPIC_AT_MOST.get(key_name)
@@ -772,13 +776,19 @@ def dynamic_broker_value(name: str, raw: Any) -> Any:
         return raw  # a name the broker does not know: Kafka stores it (and never shows its value)
     if name not in DYNAMIC_BROKER_KEYS:
         raise NotDynamic(name)
-    value = parse_value(key, raw)
+    try:
+        value = parse_value(key, raw)
+    except ConfigError:
+        kafka_type = {int: "LONG", float: "DOUBLE", bool: "BOOLEAN"}.get(key.kind, "STRING")
+        raise ConfigError(
+            f"Invalid value {raw} for configuration {name}: Not a number of type {kafka_type}"
+        ) from None
     low = BROKER_AT_LEAST.get(name)
     if low is not None and value < low:
         raise ConfigError(f"Invalid value {raw} for configuration {name}: Value must be at least {low}")
     if key.topic_key:
         try:
-            value = topic_config(key.topic_key, value if not isinstance(value, bool) else str(value).lower())
+            value = topic_config(key.topic_key, value)
         except ConfigError as e:
             raise ConfigError(
                 str(e).replace(f"configuration {key.topic_key}", f"configuration {name}")

@@ -17,12 +17,14 @@ from typing import Any
 from ..coordinator.consumer_groups import ConsumerGroupConfig, ConsumerGroupCoordinator
 from ..coordinator.groups import GroupConfig, GroupCoordinator, GroupState
 from ..coordinator.offsets import OffsetStore
+from ..log.files import replace_durably
 from ..log.journal import Journal
 from .clock import now_ms
 
 log = logging.getLogger("odradek.groups")
 
 OFFSETS_JOURNAL = "__odradek/consumer-offsets.journal"
+GROUP_CONFIGS_FILE = "__odradek/group-configs.json"
 COMPACT_MIN_BYTES = 8 * 1024 * 1024
 
 
@@ -53,12 +55,19 @@ class GroupService:
         )
         self.offsets = OffsetStore()
         self.journal = Journal(data_dir / OFFSETS_JOURNAL)
+        # KIP-848 group configs (IncrementalAlterConfigs on GROUP resources): group id -> overrides.
+        self.group_configs: dict[str, dict[str, Any]] = {}
+        self._group_configs_path = data_dir / GROUP_CONFIGS_FILE
+        self._group_configs_lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
         # KIP-848 group id -> its last journalled record, so only changes are written.
         self._consumer_saved: dict[str, bytes] = {}
 
     def open(self) -> None:
+        if self._group_configs_path.exists():
+            for group_id, overrides in json.loads(self._group_configs_path.read_text()).items():
+                self._apply_group_config(group_id, overrides)
         offsets = []
         groups: dict[str, dict[str, Any]] = {}
         consumer_groups: dict[str, dict[str, Any]] = {}
@@ -89,6 +98,25 @@ class GroupService:
             len(self.consumer.groups),
             len(self.offsets.groups),
         )
+
+    def _apply_group_config(self, group_id: str, overrides: dict[str, Any]) -> None:
+        if overrides:
+            self.group_configs[group_id] = overrides
+        else:
+            self.group_configs.pop(group_id, None)
+        self.consumer.set_group_config(
+            group_id,
+            overrides.get("consumer.session.timeout.ms"),
+            overrides.get("consumer.heartbeat.interval.ms"),
+        )
+
+    async def set_group_config(self, group_id: str, overrides: dict[str, Any]) -> None:
+        """Replace a group's configs (already validated): used from the next heartbeat, durable on return."""
+        self._apply_group_config(group_id, overrides)
+        data = json.dumps(self.group_configs, indent=1).encode()
+        async with self._group_configs_lock:
+            await asyncio.to_thread(replace_durably, self._group_configs_path, data)
+        log.info("group %s configs are now %s", group_id, overrides)
 
     def close(self) -> None:
         if self._timer is not None:

@@ -2,10 +2,13 @@
 
 Owned by the event loop alone. Topic metadata lives in ``<data-dir>/__odradek/topics.json``, replaced
 atomically (write, fsync, rename, fsync the directory) so a crash leaves either the old or the new list.
+Dynamic broker configs (per broker and cluster-wide) live in ``__odradek/broker-configs.json`` and the log
+start offsets DeleteRecords set in ``__odradek/log-start-offsets.json``, written the same way, off the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import json
@@ -25,6 +28,8 @@ log = logging.getLogger("odradek.broker")
 
 META_DIR = "__odradek"
 TOPICS_FILE = "topics.json"
+BROKER_CONFIGS_FILE = "broker-configs.json"
+LOG_STARTS_FILE = "log-start-offsets.json"
 LOCK_FILE = ".lock"
 TOPIC_NAME_MAX = 249
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
@@ -86,11 +91,16 @@ class BrokerState:
         self.topics: dict[str, Topic] = {}
         self.topics_by_id: dict[uuid.UUID, Topic] = {}
         self._lock_fd: int | None = None
+        self._write_lock = asyncio.Lock()  # one off-loop metadata write at a time, in order
+        self._log_starts: dict[str, int] = {}  # "<topic id>:<partition>" -> start set by DeleteRecords
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
     def open(self, now_ms: int) -> None:
         self._take_data_dir()
+        dynamic = self._read_json(BROKER_CONFIGS_FILE, {"broker": {}, "default": {}})
+        self.config.apply_dynamic(dynamic["broker"], dynamic["default"])
+        self._log_starts = self._read_json(LOG_STARTS_FILE, {})
         meta = self.data_dir / META_DIR / TOPICS_FILE
         if meta.exists():
             try:
@@ -100,9 +110,22 @@ class BrokerState:
             for entry in entries:
                 topic = Topic(entry["name"], uuid.UUID(entry["topic_id"]), dict(entry["configs"]))
                 for p in range(entry["partitions"]):
-                    topic.partitions.append(self._open_partition(topic, p, now_ms))
+                    plog = self._open_partition(topic, p, now_ms)
+                    start = self._log_starts.get(f"{topic.topic_id}:{p}")
+                    if start is not None:
+                        plog.advance_log_start(start)
+                    topic.partitions.append(plog)
                 self._register(topic)
         log.info("loaded %d topics from %s", len(self.topics), self.data_dir)
+
+    def _read_json(self, name: str, empty: Any) -> Any:
+        path = self.data_dir / META_DIR / name
+        if not path.exists():
+            return empty
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise DataDirError(f"cannot read {path}: {e}") from None
 
     def close(self) -> None:
         for topic in self.topics.values():
@@ -147,6 +170,7 @@ class BrokerState:
             retention_bytes=c["retention.bytes"],
             index_interval_bytes=c["index.interval.bytes"],
             index_max_bytes=c["segment.index.bytes"],
+            cleanup_policy=c["cleanup.policy"],
         )
 
     def effective_configs(self, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +184,7 @@ class BrokerState:
         )
 
     def _register(self, topic: Topic) -> None:
-        topic.effective = self.effective_configs(topic.configs)  # configs never change after creation
+        topic.effective = self.effective_configs(topic.configs)
         self.topics[topic.name] = topic
         self.topics_by_id[topic.topic_id] = topic
 
@@ -170,7 +194,6 @@ class BrokerState:
         """(partition count, parsed configs) for a topic that may be created, else TopicError."""
         problem = topic_name_problem(name)
         if problem:
-            cleanup_policy=c["cleanup.policy"],
             raise TopicError(INVALID_TOPIC_EXCEPTION, problem)
         if name in self.topics:
             raise TopicError(TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
@@ -228,6 +251,44 @@ class BrokerState:
         for plog in topic.partitions:
             plog.delete()
         log.info("deleted topic %s", topic.name)
+
+    # --- altered configs and log starts (IncrementalAlterConfigs, AlterConfigs, DeleteRecords) -------
+
+    def set_topic_configs(self, topic: Topic, configs: dict[str, Any]) -> None:
+        """Replace a topic's overrides (already validated), apply them live and store them."""
+        topic.configs = configs
+        self._reconfigure(topic)
+        self._save()
+        log.info("topic %s configs are now %s", topic.name, configs)
+
+    async def set_broker_configs(self, per_broker: dict[str, Any], cluster_default: dict[str, Any]) -> None:
+        """Install new dynamic broker layers (already validated): live at once, durable on return."""
+        self.config.apply_dynamic(per_broker, cluster_default)
+        for topic in self.topics.values():
+            self._reconfigure(topic)
+        data = json.dumps({"broker": per_broker, "default": cluster_default}, indent=1).encode()
+        await self._write_off_loop(BROKER_CONFIGS_FILE, data)
+        log.info("dynamic broker configs: per broker %s, cluster default %s", per_broker, cluster_default)
+
+    async def set_log_start(self, topic: Topic, partition: int, offset: int) -> int:
+        """DeleteRecords: the new log start offset, applied and durable on return."""
+        start = topic.partitions[partition].advance_log_start(offset)
+        self._log_starts[f"{topic.topic_id}:{partition}"] = start
+        live = {f"{t.topic_id}:{p}" for t in self.topics.values() for p in range(len(t.partitions))}
+        for name in [n for n in self._log_starts if n not in live]:
+            del self._log_starts[name]  # deleted topics
+        await self._write_off_loop(LOG_STARTS_FILE, json.dumps(self._log_starts).encode())
+        return start
+
+    def _reconfigure(self, topic: Topic) -> None:
+        topic.effective = self.effective_configs(topic.configs)
+        config = self.log_config(topic.configs)
+        for plog in topic.partitions:
+            plog.reconfigure(config)
+
+    async def _write_off_loop(self, name: str, data: bytes) -> None:
+        async with self._write_lock:
+            await asyncio.to_thread(replace_durably, self.data_dir / META_DIR / name, data)
 
     def _save(self) -> None:
         data = json.dumps([t.to_json() for t in self.topics.values()], indent=1).encode()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -137,7 +137,27 @@ class ConsumerGroupCoordinator:
     def __init__(self, config: ConsumerGroupConfig | None = None) -> None:
         self.config = config or ConsumerGroupConfig()
         self.groups: dict[str, ConsumerGroup] = {}
+        # KIP-848 group configs (consumer.session.timeout.ms, consumer.heartbeat.interval.ms) by group id;
+        # a group may have them before it exists, as in Kafka.
+        self.group_configs: dict[str, ConsumerGroupConfig] = {}
         self._topic_names: Callable[[], Iterable[str]] = tuple
+
+    def config_for(self, group_id: str) -> ConsumerGroupConfig:
+        return self.group_configs.get(group_id, self.config)
+
+    def set_group_config(
+        self, group_id: str, session_timeout_ms: int | None, heartbeat_interval_ms: int | None
+    ) -> None:
+        """A group's own session timeout and heartbeat interval (None: the broker's); members get them
+        from their next heartbeat on."""
+        if session_timeout_ms is None and heartbeat_interval_ms is None:
+            self.group_configs.pop(group_id, None)
+            return
+        self.group_configs[group_id] = replace(
+            self.config,
+            session_timeout_ms=session_timeout_ms or self.config.session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms or self.config.heartbeat_interval_ms,
+        )
 
     def next_deadline(self) -> int | None:
         deadlines = []
@@ -183,7 +203,7 @@ class ConsumerGroupCoordinator:
             if req.instance_id is not None and group.static_members.get(req.instance_id) != member.member_id:
                 return HeartbeatResult(UNKNOWN_MEMBER_ID, "instance id does not belong to this member")
         self._update_subscription(group, member, req)
-        member.session_deadline_ms = now_ms + self.config.session_timeout_ms
+        member.session_deadline_ms = now_ms + self.config_for(group.group_id).session_timeout_ms
         self._refresh_topics(group, topics)
         if group.assignment_epoch != group.group_epoch:
             self._assign(group, topics)
@@ -201,7 +221,7 @@ class ConsumerGroupCoordinator:
             None,
             member.member_id,
             member.member_epoch,
-            self.config.heartbeat_interval_ms,
+            self.config_for(group.group_id).heartbeat_interval_ms,
             dict(member.assigned) if send_assignment else None,
         )
 
@@ -423,7 +443,7 @@ class ConsumerGroupCoordinator:
             # A static member leaving temporarily keeps its assignment for its session timeout.
             member.previous_member_epoch = member.member_epoch
             member.member_epoch = STATIC_LEAVE_EPOCH
-            member.session_deadline_ms = now_ms + self.config.session_timeout_ms
+            member.session_deadline_ms = now_ms + self.config_for(group.group_id).session_timeout_ms
             return HeartbeatResult(NONE, None, req.member_id, STATIC_LEAVE_EPOCH, 0)
         self._remove(group, req.member_id)
         group.group_epoch += 1
@@ -537,7 +557,7 @@ class ConsumerGroupCoordinator:
                 state=state,
                 assigned=_restore_partitions(m["asg"]),
                 pending_revocation=_restore_partitions(m["revoking"]),
-                session_deadline_ms=now_ms + self.config.session_timeout_ms,
+                session_deadline_ms=now_ms + self.config_for(group.group_id).session_timeout_ms,
                 revocation_deadline_ms=now_ms + m["rt"] if revoking else None,
             )
             group.members[member.member_id] = member

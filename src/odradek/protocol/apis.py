@@ -42,6 +42,12 @@ class ApiKey(IntEnum):
     LIST_TRANSACTIONS = 66
     CONSUMER_GROUP_HEARTBEAT = 68
     CONSUMER_GROUP_DESCRIBE = 69
+    DELETE_RECORDS = 21
+    OFFSET_FOR_LEADER_EPOCH = 23
+    ALTER_CONFIGS = 33
+    DESCRIBE_LOG_DIRS = 35
+    ELECT_LEADERS = 43
+    INCREMENTAL_ALTER_CONFIGS = 44
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,12 @@ SUPPORTED: dict[int, ApiRange] = {
         ApiRange(ApiKey.LIST_TRANSACTIONS, 0, 1),
         ApiRange(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, 1),
         ApiRange(ApiKey.CONSUMER_GROUP_DESCRIBE, 0, 1),
+        ApiRange(ApiKey.DELETE_RECORDS, 0, 2),
+        ApiRange(ApiKey.OFFSET_FOR_LEADER_EPOCH, 2, 4),
+        ApiRange(ApiKey.ALTER_CONFIGS, 0, 2),
+        ApiRange(ApiKey.DESCRIBE_LOG_DIRS, 1, 4),
+        ApiRange(ApiKey.ELECT_LEADERS, 0, 2),
+        ApiRange(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0, 1),
     )
 }
 

@@ -1,57 +1,114 @@
-"""DescribeConfigs: topic (2) and broker (4) resources, with Kafka's config sources and types."""
+"""DescribeConfigs: topic (2), broker (4) and KIP-848 group (32) resources, with Kafka's config sources,
+synonyms (most specific first, as Kafka orders them), types and flags."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...config import KEYS, TOPIC_KEYS
+from ...config import (
+    DEFAULT_CONFIG,
+    DYNAMIC_BROKER_CONFIG,
+    DYNAMIC_BROKER_KEYS,
+    DYNAMIC_DEFAULT_BROKER_CONFIG,
+    GROUP_CONFIG,
+    GROUP_KEYS,
+    KEYS,
+    LIST_CONFIGS,
+    STATIC_BROKER_CONFIG,
+    TOPIC_CONFIG,
+    TOPIC_KEYS,
+    TOPIC_ONLY,
+    BrokerConfig,
+    group_default,
+)
 from ._common import INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
 
 TOPIC = 2
 BROKER = 4
-# config_source values
-DYNAMIC_TOPIC_CONFIG = 1
-STATIC_BROKER_CONFIG = 4
-DEFAULT_CONFIG = 5
+GROUP = 32
+DYNAMIC_TOPIC_CONFIG = TOPIC_CONFIG  # the name this module used before config sources moved to config.py
 # config_type values
-TYPE_BOOLEAN, TYPE_STRING, TYPE_INT, TYPE_LONG, TYPE_DOUBLE, TYPE_LIST = 1, 2, 3, 5, 6, 7
+TYPE_UNKNOWN, TYPE_BOOLEAN, TYPE_STRING, TYPE_INT, TYPE_LONG, TYPE_DOUBLE, TYPE_LIST = 0, 1, 2, 3, 5, 6, 7
 
-_LONG_KEYS = {
-    "delete.retention.ms",
-    "min.compaction.lag.ms",
-    "max.compaction.lag.ms",
-    "flush.messages",
-    "file.delete.delay.ms",
-    "segment.jitter.ms",
-    "retention.ms",
-    "retention.bytes",
-    "segment.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.after.max.ms",
-    "log.retention.ms",
-    "log.retention.bytes",
-    "log.roll.ms",
+# Integer topic configs Kafka declares INT; the other integer ones are LONG.
+_INT_TOPIC_KEYS = {
+    "segment.bytes",
+    "max.message.bytes",
+    "index.interval.bytes",
+    "segment.index.bytes",
+    "min.insync.replicas",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "max.decompressed.message.bytes",
+}
+# Integer broker configs without a topic name that Kafka declares LONG.
+_LONG_BROKER_KEYS = {
     "log.retention.check.interval.ms",
-    "log.flush.interval.ms",
     "connections.max.idle.ms",
-    "socket.request.max.bytes",
+    "log.flush.interval.ms",
 }
 
 
 def _type_of(name: str, kind: type) -> int:
+    """Kafka's config type of a broker or topic config name."""
+    key = KEYS.get(name)
+    topic_name = key.topic_key if key is not None and key.topic_key else name
     if kind is float:
         return TYPE_DOUBLE
     if kind is bool:
         return TYPE_BOOLEAN
     if kind is int:
-        return TYPE_LONG if name in _LONG_KEYS else TYPE_INT
-    if name.endswith("cleanup.policy"):
+        if topic_name in TOPIC_KEYS:
+            return TYPE_INT if topic_name in _INT_TOPIC_KEYS else TYPE_LONG
+        return TYPE_LONG if name in _LONG_BROKER_KEYS else TYPE_INT
+    if topic_name in LIST_CONFIGS or name == "streams.rack.aware.assignment.tags":
         return TYPE_LIST
     return TYPE_STRING
 
 
 def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _broker_synonyms(config: BrokerConfig, name: str) -> list[dict[str, Any]]:
+    """The layers of a broker config that hold a value, most specific first."""
+    out = []
+    if name in config.dynamic_broker:
+        out.append(
+            {"name": name, "value": _text(config.dynamic_broker[name]), "source": DYNAMIC_BROKER_CONFIG}
+        )
+    if name in config.dynamic_default:
+        out.append(
+            {
+                "name": name,
+                "value": _text(config.dynamic_default[name]),
+                "source": DYNAMIC_DEFAULT_BROKER_CONFIG,
+            }
+        )
+    key = KEYS.get(name)
+    if key is None:
+        return out
+    if name in config.explicit or config.static.get(name, key.default) != key.default:
+        out.append({"name": name, "value": _text(config.static[name]), "source": STATIC_BROKER_CONFIG})
+    out.append({"name": name, "value": _text(key.default), "source": DEFAULT_CONFIG})
+    return out
+
+
+def _entry(
+    name: str, value: Any, source: int, kind: type, doc: str | None, *, read_only: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "value": None if value is None else _text(value),
+        "read_only": read_only,
+        "is_default": source == DEFAULT_CONFIG,
+        "config_source": source,
+        "is_sensitive": False,
+        "config_type": _type_of(name, kind),
+        "documentation": doc,
+        "synonyms": [],
+    }
 
 
 def topic_config_entries(
@@ -62,70 +119,111 @@ def topic_config_entries(
     keys: set[str] | None = None,
     synonyms: bool = False,
 ) -> list[dict[str, Any]]:
+    config: BrokerConfig = state.config
     out = []
-    broker_values = state.config.values
     for name, key in sorted(TOPIC_KEYS.items()):
         if keys is not None and name not in keys:
             continue
         overridden = name in overrides
-        value = overrides[name] if overridden else broker_values[key.name]
-        broker_set = broker_values[key.name] != key.default
-        source = (
-            DYNAMIC_TOPIC_CONFIG if overridden else (STATIC_BROKER_CONFIG if broker_set else DEFAULT_CONFIG)
-        )
-        entry: dict[str, Any] = {
-            "name": name,
-            "value": _text(value),
-            "read_only": False,
-            "is_default": source == DEFAULT_CONFIG,
-            "config_source": source,
-            "is_sensitive": False,
-            "config_type": _type_of(name, key.kind),
-            "documentation": key.doc if include_docs else None,
-            "synonyms": [],
-        }
+        topic_only = name in TOPIC_ONLY
+        if overridden:
+            value, source = overrides[name], TOPIC_CONFIG
+        elif topic_only:
+            value, source = key.default, DEFAULT_CONFIG
+        else:
+            value, source = config.values[key.name], config.source(key.name)
+        entry = _entry(name, value, source, key.kind, key.doc if include_docs else None)
         if synonyms:
-            syn = []
-            if overridden:
-                syn.append({"name": name, "value": _text(value), "source": DYNAMIC_TOPIC_CONFIG})
-            if broker_set:
-                syn.append(
-                    {
-                        "name": key.name,
-                        "value": _text(broker_values[key.name]),
-                        "source": STATIC_BROKER_CONFIG,
-                    }
-                )
-            syn.append({"name": key.name, "value": _text(key.default), "source": DEFAULT_CONFIG})
+            syn = [{"name": name, "value": _text(value), "source": TOPIC_CONFIG}] if overridden else []
+            if not topic_only:
+                syn += _broker_synonyms(config, key.name)
             entry["synonyms"] = syn
         out.append(entry)
     return out
 
 
 def _broker_entries(
-    state: Any, keys: set[str] | None, include_docs: bool, synonyms: bool
+    config: BrokerConfig, keys: set[str] | None, include_docs: bool, synonyms: bool, cluster_default: bool
 ) -> list[dict[str, Any]]:
+    if cluster_default:
+        names = sorted(config.dynamic_default)
+    else:
+        names = sorted({*KEYS, *config.dynamic_broker, *config.dynamic_default})
     out = []
-    for name, key in sorted(KEYS.items()):
+    for name in names:
         if keys is not None and name not in keys:
             continue
-        value = state.config.values[name]
-        source = STATIC_BROKER_CONFIG if value != key.default else DEFAULT_CONFIG
-        entry = {
-            "name": name,
-            "value": _text(value),
-            "read_only": True,
-            "is_default": source == DEFAULT_CONFIG,
-            "config_source": source,
-            "is_sensitive": False,
-            "config_type": _type_of(name, key.kind),
-            "documentation": key.doc if include_docs else None,
-            "synonyms": [],
-        }
+        key = KEYS.get(name)
+        if key is None:  # a name the broker does not know: Kafka treats it as sensitive and hides it
+            source = (
+                DYNAMIC_BROKER_CONFIG
+                if name in config.dynamic_broker and not cluster_default
+                else (DYNAMIC_DEFAULT_BROKER_CONFIG)
+            )
+            entry = _entry(name, None, source, str, None, read_only=True)
+            entry.update(is_sensitive=True, config_type=TYPE_UNKNOWN)
+            if synonyms:
+                entry["synonyms"] = [
+                    {"name": s["name"], "value": None, "source": s["source"]}
+                    for s in _broker_synonyms(config, name)
+                    if not cluster_default or s["source"] == DYNAMIC_DEFAULT_BROKER_CONFIG
+                ]
+            out.append(entry)
+            continue
+        if cluster_default:
+            value, source = config.dynamic_default[name], DYNAMIC_DEFAULT_BROKER_CONFIG
+        else:
+            value, source = config.values[name], config.source(name)
+        entry = _entry(
+            name,
+            value,
+            source,
+            key.kind,
+            key.doc if include_docs else None,
+            read_only=name not in DYNAMIC_BROKER_KEYS,
+        )
         if synonyms:
-            entry["synonyms"] = [{"name": name, "value": _text(value), "source": source}]
+            syn = _broker_synonyms(config, name)
+            if cluster_default:
+                syn = [s for s in syn if s["source"] != DYNAMIC_BROKER_CONFIG]
+            entry["synonyms"] = syn
         out.append(entry)
     return out
+
+
+def group_config_entries(
+    config: BrokerConfig, overrides: dict[str, Any], keys: set[str] | None, include_docs: bool, synonyms: bool
+) -> list[dict[str, Any]]:
+    out = []
+    for name, g in GROUP_KEYS.items():
+        if keys is not None and name not in keys:
+            continue
+        default = group_default(name, config)
+        default_source = config.source(g.synonym) if g.synonym in KEYS else DEFAULT_CONFIG
+        overridden = name in overrides
+        value, source = (overrides[name], GROUP_CONFIG) if overridden else (default, default_source)
+        entry = _entry(name, value, source, g.kind, g.doc if include_docs else None)
+        if synonyms:
+            syn = [{"name": name, "value": _text(value), "source": GROUP_CONFIG}] if overridden else []
+            if g.synonym in KEYS:
+                syn += _broker_synonyms(config, g.synonym)
+            else:
+                syn.append({"name": g.synonym, "value": _text(g.default), "source": DEFAULT_CONFIG})
+            entry["synonyms"] = syn
+        out.append(entry)
+    return out
+
+
+def broker_name_problem(name: str, node_id: int, *, describe: bool) -> str | None:
+    """Kafka's complaint about a BROKER resource name, or None for the node id or '' (cluster default)."""
+    if name == "":
+        return None
+    if not name.lstrip("-").isdigit():
+        return f"Node id must be an integer, but it is: {name}"
+    if int(name) != node_id:
+        expected = f"{node_id} or empty string" if describe else f"{node_id}"
+        return f"Unexpected broker id, expected {expected}, but received {name}"
+    return None
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
@@ -153,13 +251,17 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                 state, topic.configs, include_docs=include_docs, keys=keys, synonyms=synonyms
             )
         elif r.resource_type == BROKER:
-            if r.resource_name not in ("", str(ctx.broker.node_id)):
+            problem = broker_name_problem(r.resource_name, ctx.broker.node_id, describe=True)
+            if problem is not None:
                 out["error_code"] = INVALID_REQUEST
-                out["error_message"] = (
-                    f"Unexpected broker id, expected {ctx.broker.node_id} but received {r.resource_name}"
-                )
+                out["error_message"] = problem
                 continue
-            out["configs"] = _broker_entries(state, keys, include_docs, synonyms)
+            out["configs"] = _broker_entries(
+                state.config, keys, include_docs, synonyms, r.resource_name == ""
+            )
+        elif r.resource_type == GROUP:
+            overrides = ctx.broker.groups.group_configs.get(r.resource_name, {})
+            out["configs"] = group_config_entries(state.config, overrides, keys, include_docs, synonyms)
         else:
             out["error_code"] = INVALID_REQUEST
             out["error_message"] = f"Unsupported resource type {r.resource_type}"

@@ -1,0 +1,42 @@
+"""DeleteRecords: move a partition's log start offset (KIP-107).
+
+Segments wholly below the new start are deleted; ListOffsets earliest and Fetch honour it at once, and the
+start is durable before the answer. -1 means the high watermark (the log end on one node); beyond it, or
+any other negative offset, is OFFSET_OUT_OF_RANGE; an offset below the current start changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, log
+
+POLICY_VIOLATION = 44
+HIGH_WATERMARK = -1
+
+
+async def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    state = ctx.broker.state
+    topics_out = []
+    for t in request.topics:
+        topic = state.topics.get(t.name)
+        parts_out = []
+        for p in t.partitions:
+            out = {"partition_index": p.partition_index, "low_watermark": -1, "error_code": NONE}
+            parts_out.append(out)
+            if topic is None or not 0 <= p.partition_index < len(topic.partitions):
+                out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            if "delete" not in str(topic.effective.get("cleanup.policy", "delete")).split(","):
+                out["error_code"] = POLICY_VIOLATION  # Kafka: records of a compact-only topic stay
+                continue
+            plog = topic.partitions[p.partition_index]
+            high_watermark = plog.log_end_offset
+            offset = high_watermark if p.offset == HIGH_WATERMARK else p.offset
+            if offset < 0 or offset > high_watermark:
+                out["error_code"] = OFFSET_OUT_OF_RANGE
+                continue
+            out["low_watermark"] = await state.set_log_start(topic, p.partition_index, offset)
+            log.info("delete records of %s-%d below %d", t.name, p.partition_index, offset)
+        topics_out.append({"name": t.name, "partitions": parts_out})
+    return {"throttle_time": 0, "topics": topics_out}

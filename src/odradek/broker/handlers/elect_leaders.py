@@ -1,0 +1,35 @@
+"""ElectLeaders: on one node the only replica always leads, so every named partition answers
+ELECTION_NOT_NEEDED, as Kafka answers when the preferred (or any eligible) leader already leads.
+Asked for every partition (null topic_partitions), Kafka leaves those out: each topic, no partitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION
+
+ELECTION_NOT_NEEDED = 84
+INVALID_REQUEST = 42
+
+
+def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    state = ctx.broker.state
+    results = []
+    if request.topic_partitions is None:
+        results = [{"topic": name, "partition_result": []} for name in state.topics]
+        return {"throttle_time": 0, "error_code": NONE, "replica_election_results": results}
+    if getattr(request, "election_type", 0) not in (0, 1):
+        return {"throttle_time": 0, "error_code": INVALID_REQUEST, "replica_election_results": []}
+    for t in request.topic_partitions:
+        topic = state.topics.get(t.topic)
+        parts = []
+        for p in t.partitions:
+            if topic is None:
+                code, message = UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {t.topic}"
+            elif not 0 <= p < len(topic.partitions):
+                code, message = UNKNOWN_TOPIC_OR_PARTITION, f"No such partition as {t.topic}-{p}"
+            else:
+                code, message = ELECTION_NOT_NEEDED, "Leader election not needed for topic partition."
+            parts.append({"partition_id": p, "error_code": code, "error_message": message})
+        results.append({"topic": t.topic, "partition_result": parts})
+    return {"throttle_time": 0, "error_code": NONE, "replica_election_results": results}

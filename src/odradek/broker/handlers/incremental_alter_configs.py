@@ -1,0 +1,184 @@
+"""IncrementalAlterConfigs (KIP-339): SET / DELETE / APPEND / SUBTRACT on topic, broker and group configs.
+
+The change to each resource is computed as text by ``config.apply_incremental`` (pure), validated as
+CreateTopics validates (topics), as Kafka validates dynamic broker configs (brokers) or against the
+broker's group.* bounds (groups), then applied live and made durable before the answer. AlterConfigs
+shares this module: it replaces a resource's whole set instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ...config import (
+    GROUP_KEYS,
+    KEYS,
+    LIST_CONFIGS,
+    ConfigError,
+    ConfigRequestError,
+    NotDynamic,
+    UnknownOperation,
+    apply_incremental,
+    dynamic_broker_value,
+    group_config_value,
+    group_default,
+    topic_config,
+)
+from ._common import INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION, log
+from .describe_configs import BROKER, GROUP, TOPIC, _text, broker_name_problem
+
+UNKNOWN_SERVER_ERROR = -1
+INVALID_CONFIG = 40
+
+# (name, operation, value) as the request gives them; AlterConfigs passes SET for every entry.
+Ops = list[tuple[str, int, str | None]]
+
+
+class Refused(Exception):
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+def _changed(
+    current: dict[str, Any], ops: Ops, incremental: bool, is_list: Any, effective: Any
+) -> dict[str, str]:
+    """The resource's new overrides as text, or Refused with Kafka's code."""
+    text = {n: _text(v) for n, v in current.items()}
+    try:
+        if incremental:
+            return apply_incremental(text, ops, is_list=is_list, effective=effective)
+        return apply_incremental({}, ops, is_list=is_list, effective=effective)  # AlterConfigs: all SETs
+    except ConfigRequestError as e:
+        raise Refused(INVALID_REQUEST, str(e)) from None
+    except UnknownOperation as e:
+        raise Refused(UNKNOWN_SERVER_ERROR, str(e)) from None
+    except ConfigError as e:
+        raise Refused(INVALID_CONFIG, str(e)) from None
+
+
+def _topic(ctx: Any, name: str, ops: Ops, incremental: bool, validate_only: bool) -> None:
+    state = ctx.broker.state
+    topic = state.topics.get(name)
+    if topic is None:
+        raise Refused(UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
+    new = _changed(
+        topic.configs,
+        ops,
+        incremental,
+        lambda n: n in LIST_CONFIGS,
+        lambda n: _text(topic.effective.get(n, "")),
+    )
+    parsed = {}
+    for key, value in new.items():
+        try:
+            parsed[key] = topic_config(key, value)
+        except ConfigError as e:
+            raise Refused(INVALID_CONFIG, str(e)) from None
+    if not validate_only and parsed != topic.configs:
+        state.set_topic_configs(topic, parsed)
+
+
+async def _broker(ctx: Any, name: str, ops: Ops, incremental: bool, validate_only: bool) -> None:
+    problem = broker_name_problem(name, ctx.broker.node_id, describe=False)
+    if problem is not None:
+        raise Refused(INVALID_REQUEST, problem)
+    state = ctx.broker.state
+    config = state.config
+    layer = config.dynamic_broker if name else config.dynamic_default
+    if any(n == "min.insync.replicas" for n, _, _ in ops):
+        raise Refused(
+            INVALID_CONFIG, "Broker-level min.insync.replicas cannot be altered while ELR is enabled."
+        )
+
+    def is_list(n: str) -> bool:
+        key = KEYS.get(n)
+        return key is not None and key.topic_key in LIST_CONFIGS
+
+    new = _changed(layer, ops, incremental, is_list, lambda n: _text(config.values.get(n, "")))
+    fixed = [n for n in sorted({n for n, _, _ in ops}) if n in KEYS and _not_dynamic(n)]
+    if fixed:
+        raise Refused(INVALID_REQUEST, f"Cannot update these configs dynamically: [{', '.join(fixed)}]")
+    parsed = {}
+    for key, value in new.items():
+        try:
+            parsed[key] = dynamic_broker_value(key, value)
+        except ConfigError as e:
+            raise Refused(INVALID_REQUEST, str(e)) from None
+    if validate_only or parsed == layer:
+        return
+    if name:
+        await state.set_broker_configs(parsed, dict(config.dynamic_default))
+    else:
+        await state.set_broker_configs(dict(config.dynamic_broker), parsed)
+
+
+def _not_dynamic(name: str) -> bool:
+    try:
+        dynamic_broker_value(name, KEYS[name].default)
+    except NotDynamic:
+        return True
+    except ConfigError:
+        return False
+    return False
+
+
+async def _group(ctx: Any, name: str, ops: Ops, incremental: bool, validate_only: bool) -> None:
+    if not name:
+        raise Refused(INVALID_REQUEST, "Default group resources are not allowed.")
+    groups = ctx.broker.groups
+    config = ctx.broker.state.config
+    current = groups.group_configs.get(name, {})
+    new = _changed(
+        current,
+        ops,
+        incremental,
+        lambda n: n == "streams.rack.aware.assignment.tags",
+        lambda n: _text(group_default(n, config)) if n in GROUP_KEYS else "",
+    )
+    parsed = {}
+    for key, value in new.items():
+        try:
+            parsed[key] = group_config_value(key, value, config)
+        except ConfigError as e:
+            raise Refused(INVALID_CONFIG, str(e)) from None
+    if not validate_only and parsed != current:
+        await groups.set_group_config(name, parsed)
+
+
+async def alter(ctx: Any, resources: Iterable[Any], validate_only: bool, *, incremental: bool) -> list[dict]:
+    """One answer per resource, each applied (unless validate_only) or refused on its own."""
+    out = []
+    for r in resources:
+        if incremental:
+            ops = [(c.name, c.config_operation, c.value) for c in r.configs]
+        else:
+            ops = [(c.name, 0, c.value) for c in r.configs]
+        code, message = NONE, None
+        try:
+            if r.resource_type == TOPIC:
+                _topic(ctx, r.resource_name, ops, incremental, validate_only)
+            elif r.resource_type == BROKER:
+                await _broker(ctx, r.resource_name, ops, incremental, validate_only)
+            elif r.resource_type == GROUP:
+                await _group(ctx, r.resource_name, ops, incremental, validate_only)
+            else:
+                raise Refused(INVALID_REQUEST, f"Unknown resource type {r.resource_type}")
+        except Refused as e:
+            code, message = e.error_code, str(e)
+            log.info("alter configs of %s %r refused: %s", r.resource_type, r.resource_name, message)
+        out.append(
+            {
+                "error_code": code,
+                "error_message": message,
+                "resource_type": r.resource_type,
+                "resource_name": r.resource_name,
+            }
+        )
+    return out
+
+
+async def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    responses = await alter(ctx, request.resources, bool(request.validate_only), incremental=True)
+    return {"throttle_time": 0, "responses": responses}
