@@ -366,6 +366,7 @@ class BrokerMetrics:
         self._topic_children: dict[str, tuple[Any, Any, Any, Any]] = {}
         self._epochs: dict[tuple[str, str], int] = {}
         self._ended_transactions = 0
+        self._response_error_logged = False
         self._broker: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Any = None
@@ -418,17 +419,22 @@ class BrokerMetrics:
         latency.observe(time.perf_counter() - started)
         if type(result) is not dict:
             return
-        for code in response_errors(result):
-            child = self._error_children.get((api_key, api_version, code))
-            if child is None:
-                child = self._error_children[(api_key, api_version, code)] = self._errors.labels(
-                    api_name(api_key), str(api_version), error_name(code)
-                )
-            child.inc()
-        if api_key == ApiKey.FETCH:
-            self._fetched(result)
-        elif api_key in _GROUP_APIS:
-            self._count_rebalances(getattr(request, "group_id", None))
+        try:
+            for code in response_errors(result):
+                child = self._error_children.get((api_key, api_version, code))
+                if child is None:
+                    child = self._error_children[(api_key, api_version, code)] = self._errors.labels(
+                        api_name(api_key), str(api_version), error_name(code)
+                    )
+                child.inc()
+            if api_key == ApiKey.FETCH:
+                self._fetched(result)
+            elif api_key in _GROUP_APIS:
+                self._count_rebalances(getattr(request, "group_id", None))
+        except Exception:  # a response shape the metrics do not know must never fail the request
+            if not self._response_error_logged:
+                self._response_error_logged = True
+                log.exception("metrics: could not read a %s response (logged once)", api_name(api_key))
 
     def _fetched(self, response: dict[str, Any]) -> None:
         for t in response.get("responses", ()):
