@@ -48,9 +48,10 @@ class LogCleanerService:
         self._abort = threading.Event()  # set when the broker stops: a running pass gives up
 
     async def run(self) -> None:
+        await asyncio.sleep(self._backoff_s())  # the broker serves first; cleaning can wait a moment
         while True:
             config = self.broker.config
-            backoff_s = max(0.01, config["log.cleaner.backoff.ms"] / 1000)
+            backoff_s = self._backoff_s()
             cleaned = 0
             if config["log.cleaner.enable"]:
                 for topic in list(self.broker.state.topics.values()):
@@ -59,6 +60,9 @@ class LogCleanerService:
                     for plog in list(topic.partitions):
                         cleaned += await self._clean(plog, cleaner_config(topic.effective, config))
             await asyncio.sleep(0 if cleaned else backoff_s)
+
+    def _backoff_s(self) -> float:
+        return max(0.01, self.broker.config["log.cleaner.backoff.ms"] / 1000)
 
     async def _clean(self, plog: PartitionLog, config: CleanerConfig) -> int:
         job = plog.plan_clean(config, now_ms())
