@@ -28,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print(f"odradek {args.command} needs: pip install 'odradek[cli]'", file=sys.stderr)
         return 2
+    # kio (the wire client's codec) registers hypothesis strategies whenever hypothesis is importable,
+    # which costs a second at every start; a command never needs them.
+    if "hypothesis" not in sys.modules:
+        sys.modules["hypothesis"] = None  # type: ignore[assignment]
     from .common import ToolError
     from .output import Output
 

@@ -17,7 +17,6 @@ from typing import Any
 from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
-from . import wire
 from .common import Client, ToolError, parse_brokers
 from .output import Output
 
@@ -70,6 +69,8 @@ def describe_group(client: Client, group: str) -> Any:
 def committed(client: Client, group: str) -> dict[TP, int]:
     """Every offset the group has committed, read with OffsetFetch over the project's wire client (see
     :mod:`odradek.tools.wire` for why not confluent-kafka's list_consumer_group_offsets)."""
+    from . import wire
+
     deadline = time.monotonic() + client.timeout_s
     conn = wire.bootstrap_connection(parse_brokers(client.brokers), client.timeout_s)
     try:
