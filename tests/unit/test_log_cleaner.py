@@ -343,3 +343,48 @@ def test_group_segments_respects_size_limit() -> None:
     views = [lc.SegmentView(i * 10, 100, 0, 0) for i in range(5)]
     groups = lc.group_segments(views, 50, max_bytes=250, max_index_bytes=1 << 20)
     assert [[v.base_offset for v in g] for g in groups] == [[0, 10], [20, 30], [40]]
+
+
+RETAINED = LogConfig(segment_bytes=400, index_interval_bytes=100, retention_ms=1_000)
+
+
+def test_retention_deletes_only_where_the_policy_says_delete(tmp_path: Path) -> None:
+    for policy, survives in (("compact", True), ("compact,delete", False), ("delete", False)):
+        cfg = LogConfig(
+            segment_bytes=400, index_interval_bytes=100, retention_ms=1_000, cleanup_policy=policy
+        )
+        log = PartitionLog.open(tmp_path / policy, cfg, now_ms=0)
+        fill(log, keys=3, rounds=3)
+        removed = log.enforce_retention(NOW)
+        assert (removed == 0) is survives, policy
+        log.close(clean=True)
+
+
+def test_a_swap_prepared_but_not_committed_is_completed_by_recovery(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "p")
+    expected = fill(log, keys=5, rounds=4)
+    job = log.plan_clean(config(), NOW)
+    assert job is not None
+    log.run_clean(job)
+    assert list((tmp_path / "p").glob("*.swap"))
+    log.flush()
+    log._close_fds()  # killed between the prepared swap files and the swap on the event loop
+    reopened = open_log(tmp_path / "p")
+    assert not list((tmp_path / "p").glob("*.swap")) and not list((tmp_path / "p").glob("*.cleaned"))
+    rows = contents(reopened)
+    assert latest(rows) == {**expected, b"active": b"x"} and len(rows) == 6
+
+
+def test_a_swap_whose_segments_retention_removed_is_discarded(tmp_path: Path) -> None:
+    cfg = LogConfig(
+        segment_bytes=400, index_interval_bytes=100, retention_ms=1_000, cleanup_policy="compact,delete"
+    )
+    log = PartitionLog.open(tmp_path / "p", cfg, now_ms=0)
+    fill(log, keys=5, rounds=4)
+    job = log.plan_clean(config(), NOW)
+    log.run_clean(job)
+    assert log.enforce_retention(NOW) > 0
+    start = log.log_start_offset
+    assert log.commit_clean(job) == 0  # its segments are gone: nothing swapped, the swap files removed
+    assert not list((tmp_path / "p").glob("*.swap"))
+    assert log.log_start_offset == start

@@ -918,66 +918,74 @@ class PartitionLog:
 
     def commit_clean(self, job: CleanJob) -> int:
         """On the event loop: swap in every prepared group whose segments are unchanged. Returns how many
-        groups were swapped; -1 when a flush holds the log (call again shortly)."""
+        groups were swapped; -1 when a flush holds the log (call again shortly). One directory fsync for
+        the whole pass: every replaced segment's files are gone for good before any new one is renamed in
+        (a new segment over old ones that came back would overlap them)."""
         if not self._flush_lock.acquire(blocking=False):
             return -1
-        swapped = 0
         try:
-            for prepared in job.prepared:
-                if self._swap_in(prepared):
-                    swapped += 1
-                else:
-                    prepared.discard()
-            job.prepared.clear()
-            if swapped and job.map_end > self.first_dirty_offset:
-                self.first_dirty_offset = job.map_end
+            with self._lock:
+                valid = [p for p in job.prepared if self._still_there(p)]
+                for p in job.prepared:
+                    if p not in valid:
+                        p.discard()
+                job.prepared.clear()
+                if not valid:
+                    return 0
+                for p in valid:
+                    for old in p.olds[1:]:
+                        old.delete_files()
+                fsync_dir(self.directory)
+                _test_kill("unlinked")
+                for p in valid:
+                    self._rename_in(p)
+                self._dir_dirty = True  # the renames become durable with the next flush; recovery redoes them
+                if job.map_end > self.first_dirty_offset:
+                    self.first_dirty_offset = job.map_end
         finally:
             self._flush_lock.release()
-        return swapped
-
-    def _swap_in(self, p: PreparedSwap) -> bool:
-        with self._lock:
-            if self._fds_closed:
-                return False
-            segs = self._segments
-            try:
-                i = segs.index(p.olds[0])
-            except ValueError:
-                return False  # retention or truncation removed it meanwhile
-            j = i + len(p.olds)
-            if (
-                segs[i:j] != p.olds
-                or [s.size for s in p.olds] != p.sizes
-                or j >= len(segs)
-                or segs[j].base_offset != p.upto
-            ):
-                return False
-            for old in p.olds[1:]:
-                old.delete_files()
-            fsync_dir(self.directory)
-            _test_kill("unlinked")
-            base = p.olds[0]
-            for src, dst in zip(p.index_paths, (base.index_path, base.time_index_path), strict=True):
-                os.replace(src, dst)
-            _test_kill("indexed")
-            base.close()
-            assert p.swap_path is not None
-            os.replace(p.swap_path, base.log_path)
-            p.swap_path = None
-            p.index_paths = []
-            self._dir_dirty = True
-            self._segments = segs[:i] + [p.new] + segs[j:]
-            self.size_bytes += p.new.size - sum(p.sizes)
         _test_kill("replaced")
         logger.info(
-            "partition %s: cleaned %d segments into %s (%d -> %d bytes)",
+            "partition %s: cleaned %d segments into %d (%d -> %d bytes)",
             self.directory.name,
-            len(p.olds),
-            segment_name(p.new.base_offset),
-            sum(p.sizes),
-            p.new.size,
+            sum(len(p.olds) for p in valid),
+            len(valid),
+            sum(sum(p.sizes) for p in valid),
+            sum(p.new.size for p in valid),
         )
-        return True
+        return len(valid)
+
+    def _still_there(self, p: PreparedSwap) -> bool:
+        """The segments a group was cleaned from are still in the log, unchanged (caller holds _lock)."""
+        if self._fds_closed:
+            return False
+        segs = self._segments
+        try:
+            i = segs.index(p.olds[0])
+        except ValueError:
+            return False  # retention or DeleteRecords removed it meanwhile
+        j = i + len(p.olds)
+        return (
+            segs[i:j] == p.olds
+            and [s.size for s in p.olds] == p.sizes
+            and j < len(segs)
+            and segs[j].base_offset == p.upto
+        )
+
+    def _rename_in(self, p: PreparedSwap) -> None:
+        segs = self._segments
+        i = segs.index(p.olds[0])
+        base = p.olds[0]
+        for src, dst in zip(p.index_paths, (base.index_path, base.time_index_path), strict=True):
+            os.replace(src, dst)
+        _test_kill("indexed")
+        base.close()
+        assert p.swap_path is not None
+        os.replace(p.swap_path, base.log_path)
+        p.swap_path = None
+        p.index_paths = []
+        self._segments = segs[:i] + [p.new] + segs[i + len(p.olds) :]
+        self.size_bytes += p.new.size - sum(p.sizes)
 
 
 @dataclass(eq=False)
