@@ -935,6 +935,10 @@ class PartitionLog:
                 for p in valid:
                     for old in p.olds[1:]:
                         old.delete_files()
+                    # The first segment's old indexes go too: after a crash its new log is found with its
+                    # new indexes or with none (rebuilt), never with indexes of the log it replaced.
+                    p.olds[0].index_path.unlink(missing_ok=True)
+                    p.olds[0].time_index_path.unlink(missing_ok=True)
                 fsync_dir(self.directory)
                 _test_kill("unlinked")
                 for p in valid:
