@@ -305,3 +305,73 @@ def _read_committed(w, topic: str) -> list:
             out.extend(b)
         pos += size
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# group.initial.rebalance.delay.ms (Odradek's default is 0, Kafka's 3000)
+
+
+@pytest.fixture(params=["odradek", "kafka"])
+def delayed_broker(request: pytest.FixtureRequest):
+    """A private broker of each kind with Kafka's default initial rebalance delay, 3000 ms."""
+    settings = {"group.initial.rebalance.delay.ms": "3000"}
+    return request.getfixturevalue(f"{request.param}_factory")(settings)
+
+
+def test_initial_rebalance_delay_gathers_members_joining_at_once(delayed_broker, unique):
+    """Two cooperative-sticky consumers subscribe to a new group at once (the second a moment after the
+    first): with the delay both join the first generation, so each gets its partitions in one assignment
+    callback and never gives any up. With 0 (Odradek's default) the first one gets every partition, then
+    hands half over in a second rebalance: this test fails there."""
+    from confluent_kafka import Consumer
+
+    bootstrap = delayed_broker.bootstrap
+    topic, group = unique("topic"), unique("group")
+    a = admin(bootstrap)  # kept referenced: a collected client cancels its futures
+    a.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+    events: list[list[tuple[str, list[int]]]] = [[], []]
+
+    def recorder(i: int, kind: str):
+        return lambda _consumer, parts: events[i].append((kind, sorted(p.partition for p in parts)))
+
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.auto.commit": False,
+    }
+    consumers = [Consumer(conf), Consumer(conf)]
+
+    def held() -> list[set[int]]:
+        out: list[set[int]] = [set(), set()]
+        for i in range(2):
+            for kind, parts in events[i]:
+                out[i] = out[i] | set(parts) if kind == "assign" else out[i] - set(parts)
+        return out
+
+    def poll_both() -> None:
+        for c in consumers:
+            c.poll(0.05)
+
+    try:
+        consumers[0].subscribe([topic], on_assign=recorder(0, "assign"), on_revoke=recorder(0, "revoke"))
+        for _ in range(6):  # the first one's JoinGroup goes out a moment before the second's
+            consumers[0].poll(0.05)
+        consumers[1].subscribe([topic], on_assign=recorder(1, "assign"), on_revoke=recorder(1, "revoke"))
+
+        def settled() -> bool:
+            poll_both()
+            now = held()
+            return all(now) and now[0] | now[1] == {0, 1, 2, 3}
+
+        wait_until(settled, 60, lambda: f"both consumers assigned; callbacks so far {events}")
+        for _ in range(20):  # a second rebalance, if one were coming, follows at once
+            poll_both()
+        final, seen = held(), [list(e) for e in events]  # before close() revokes everything
+    finally:
+        for c in consumers:
+            c.close()
+    assert final[0].isdisjoint(final[1]) and final[0] | final[1] == {0, 1, 2, 3}, seen
+    for i in range(2):
+        changes = [kind for kind, parts in seen[i] if parts]  # callbacks that moved a partition
+        assert changes == ["assign"], f"consumer {i}: one assignment, nothing revoked; got {seen[i]}"
