@@ -346,3 +346,24 @@ def test_the_cache_stays_bounded_and_its_counts_consistent(steps: list) -> None:
         assert all(len(s) <= 3 for s in c.shards)
         assert c.total_partitions == sum(len(s.partitions) for sh in c.shards for s in sh.sessions.values())
         assert len(c) == sum(1 for sid in set(known) if c.get(sid) is not None)
+
+
+def test_unchanged_tells_which_caught_up_partitions_an_answer_would_leave_out() -> None:
+    c = cache()
+    sid, epoch = open_session(c, 2, hw=10)
+    ctx = c.new_context(sid, epoch, [(("t", 5), req())], [])
+    assert ctx.unchanged(("t", 0), 10, 0)
+    assert not ctx.unchanged(("t", 0), 11, 0)  # a moved high watermark is news
+    assert not ctx.unchanged(("t", 0), 10, 3)  # so is a moved log start offset
+    assert not ctx.unchanged(("t", 5), 10, 0)  # a partition just added was never answered
+    assert not ctx.unchanged(("x", 0), 10, 0)  # not in the session
+    for key, hw, lso in ((("t", 0), 10, 0), (("t", 0), 11, 0), (("t", 5), 10, 0)):
+        # The same verdict as the answer gives a partition read at its end with these offsets.
+        probe = c.new_context(sid, c.get(sid).epoch, [], [])
+        expected = probe.unchanged(key, hw, lso)
+        got = [
+            o._replace(high_watermark=hw, log_start_offset=lso) if o.key == key else o
+            for o in outcomes(probe)
+        ]
+        index = [o.key for o in got].index(key)
+        assert (index not in probe.reply(got).keep) == expected

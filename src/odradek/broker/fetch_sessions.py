@@ -350,6 +350,16 @@ class IncrementalFetch:
         self._expected_epoch = session.epoch  # already moved on for this request
         self.partitions = [(key, cached.request) for key, cached in session.partitions.items()]
 
+    def unchanged(self, key: Key, high_watermark: int, log_start_offset: int) -> bool:
+        """Whether a partition read at its end (no records, no error) with these offsets would be left
+        out of the answer: the reader may skip it."""
+        cached = self.session.partitions.get(key)
+        return (
+            cached is not None
+            and cached.high_watermark == high_watermark
+            and cached.log_start_offset == log_start_offset
+        )
+
     def reply(self, outcomes: Sequence[Outcome]) -> Reply:
         session = self.session
         if session.epoch != self._expected_epoch:

@@ -12,7 +12,14 @@ import time
 from typing import Any
 
 from ...log.partition import OffsetOutOfRange
-from ..fetch_sessions import FINAL_EPOCH, FetchContext, FetchSessionCache, Outcome, PartitionRequest
+from ..fetch_sessions import (
+    FINAL_EPOCH,
+    FetchContext,
+    FetchSessionCache,
+    IncrementalFetch,
+    Outcome,
+    PartitionRequest,
+)
 from ._common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, find_partition
 
 MAX_WAIT_CAP_MS = 30_000  # bound on how long one fetch may hold a connection's response queue
@@ -59,7 +66,7 @@ def handle(ctx: Any, request: Any) -> Any:
     max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), MAX_WAIT_CAP_MS)
     reads, total = _read_all(ctx, request, context)
     # As in Kafka, a fetch with nothing to read (a session error among them) is answered at once.
-    if not reads or total >= request.min_bytes or max_wait_ms <= 0 or _has_error(reads):
+    if not context.partitions or total >= request.min_bytes or max_wait_ms <= 0 or _has_error(reads):
         return _respond(context, reads)
     return _long_poll(ctx, request, context, max_wait_ms)
 
@@ -125,10 +132,21 @@ def _read_all(ctx: Any, request: Any, context: FetchContext) -> tuple[list[Read]
     max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
     max_bytes = min(max_bytes, broker.config["fetch.max.bytes"])
     read_committed = getattr(request, "isolation_level", READ_UNCOMMITTED) != READ_UNCOMMITTED
+    # An incremental fetch reads every partition of its session, mostly partitions with nothing new:
+    # those the answer would leave out are skipped before any work.
+    unchanged = context.unchanged if isinstance(context, IncrementalFetch) else None
     total = 0
     reads: list[Read] = []
-    for (topic, partition), p in context.partitions:
+    for key, p in context.partitions:
+        topic, partition = key
         plog = find_partition(broker, topic, partition)
+        if (
+            unchanged is not None
+            and plog is not None
+            and p.fetch_offset == plog.log_end_offset
+            and unchanged(key, plog.log_end_offset, plog.log_start_offset)
+        ):
+            continue
         out: dict[str, Any] = {
             "partition_index": partition,
             "error_code": NONE,
