@@ -1,10 +1,11 @@
 """The broker's Prometheus metrics, served over HTTP when ``metrics.listen`` is set (off by default).
 
-Two kinds of numbers. Events (requests, errors, latencies, bytes and records in and out, fsyncs,
-transactions ended) are counted as they happen, into prometheus_client metrics whose label children are
-looked up once and kept, so the hot path does a dict lookup and an increment per request or partition,
-never work per record: records are counted from the batch headers' record-count field. State (log sizes
-and offsets, consumer-group lag and members, open transactions and connections) is read at scrape time.
+Two kinds of numbers. Events are counted as they happen. Those of every request (requests, errors,
+latency, bytes and records in and out) go into plain dicts owned by the event loop (HotCounts), a dict
+lookup and an add per request or partition, never work per record: records are counted from the batch
+headers' record-count field. The rare ones (fsyncs, which run in worker threads; transactions ended;
+rebalances; connections) go into prometheus_client metrics. State (log sizes and offsets, consumer-group
+lag and members, open transactions and connections) is read at scrape time.
 
 The endpoint is prometheus_client's own HTTP server (a thread; HTTP and the exposition formats are the
 library's, not ours). The event loop owns broker state and mutates its dicts without locks, so a scrape
@@ -23,8 +24,9 @@ import logging
 import struct
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -53,9 +55,13 @@ FSYNC_SECONDS_BUCKETS = (
 REQUEST_SECONDS_BUCKETS = (*FSYNC_SECONDS_BUCKETS, 30.0)
 FSYNC_BATCH_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
+# Plain ints: comparing with an IntEnum member costs a class attribute lookup on every request.
+_PRODUCE = int(ApiKey.PRODUCE)
+_FETCH = int(ApiKey.FETCH)
 # The consumer-group APIs after which a group's generation (classic) or epoch (KIP-848) may have moved.
 _GROUP_APIS = frozenset(
-    (ApiKey.JOIN_GROUP, ApiKey.SYNC_GROUP, ApiKey.LEAVE_GROUP, ApiKey.CONSUMER_GROUP_HEARTBEAT)
+    int(k)
+    for k in (ApiKey.JOIN_GROUP, ApiKey.SYNC_GROUP, ApiKey.LEAVE_GROUP, ApiKey.CONSUMER_GROUP_HEARTBEAT)
 )
 _OPEN_TXN = frozenset(
     (TxnState.ONGOING, TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT, TxnState.PREPARE_EPOCH_FENCE)
@@ -132,6 +138,128 @@ def batch_totals(chunks: Iterable[bytes | memoryview]) -> tuple[int, int]:
     return nbytes, records
 
 
+class LoopHistogram:
+    """One histogram's bucket counts, written by the event loop only.
+
+    Written by hand rather than with prometheus_client's Histogram, which is made for threaded programs:
+    it takes a mutex for every observation and scans its buckets one by one, several microseconds per
+    request here. The loop is the only writer, so plain ints and a bisect do; a scrape copies them on the
+    loop and hands them to the library's HistogramMetricFamily for the exposition.
+    """
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # Prometheus buckets are "less or equal"
+        self.total += value
+
+    def copy(self) -> LoopHistogram:
+        other = LoopHistogram(self.bounds)
+        other.counts = list(self.counts)
+        other.total = self.total
+        return other
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        from prometheus_client.utils import floatToGoString
+
+        out = []
+        running = 0
+        for bound, n in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += n
+            out.append((floatToGoString(bound), running))
+        return out
+
+
+class HotCounts:
+    """The per-request counts (requests, errors, latency, topic bytes and records), in plain dicts.
+
+    Written on the event loop only (see LoopHistogram for why not prometheus_client's metric objects);
+    the keys are bounded by what exists: supported API versions, Kafka's error codes, existing topics.
+    """
+
+    __slots__ = ("requests", "errors", "latency", "topics")
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[int, int], int] = {}  # (api key, version) -> requests
+        self.errors: dict[tuple[int, int, int], int] = {}  # (api key, version, error code) -> count
+        self.latency: dict[int, LoopHistogram] = {}  # api key -> seconds
+        self.topics: dict[str, list[int]] = {}  # topic -> [bytes in, records in, bytes out, records out]
+
+    def fetched(self, response: dict[str, Any]) -> list[int]:
+        """Count a Fetch response's bytes and records out per topic; its non-zero error codes."""
+        codes = [response["error_code"]] if response.get("error_code") else []
+        for t in response["responses"]:
+            nbytes = records = 0
+            for p in t["partitions"]:
+                if p["error_code"]:
+                    codes.append(p["error_code"])
+                chunks = p.get("records")
+                if chunks:
+                    b, n = batch_totals(chunks if type(chunks) is list else (chunks,))
+                    nbytes += b
+                    records += n
+            if nbytes:
+                counts = self.topics.get(t["topic"])
+                if counts is None:
+                    counts = self.topics[t["topic"]] = [0, 0, 0, 0]
+                counts[2] += nbytes
+                counts[3] += records
+        return codes
+
+    def copy(self) -> HotCounts:
+        other = HotCounts()
+        other.requests = dict(self.requests)
+        other.errors = dict(self.errors)
+        other.latency = {k: h.copy() for k, h in self.latency.items()}
+        other.topics = {k: list(v) for k, v in self.topics.items()}
+        return other
+
+    def families(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        requests = CounterMetricFamily(
+            "odradek_requests", "Requests handled, by API and version.", labels=["api", "version"]
+        )
+        for (api_key, version), n in sorted(self.requests.items()):
+            requests.add_metric([api_name(api_key), str(version)], n)
+        errors = CounterMetricFamily(
+            "odradek_request_errors",
+            "Error codes in responses (top level and per topic, partition or member), by API, version and "
+            "Kafka error name.",
+            labels=["api", "version", "error"],
+        )
+        for (api_key, version, code), n in sorted(self.errors.items()):
+            errors.add_metric([api_name(api_key), str(version), error_name(code)], n)
+        latency = HistogramMetricFamily(
+            "odradek_request_duration_seconds",
+            "Time from a request's dispatch to its response being ready to send (long-poll Fetch waits "
+            "and acks=all fsync waits included), by API.",
+            labels=["api"],
+        )
+        for api_key, h in sorted(self.latency.items()):
+            latency.add_metric([api_name(api_key)], h.cumulative(), h.total)
+        yield from (requests, errors, latency)
+        helps = (
+            ("odradek_topic_bytes_in", "Record batch bytes appended by Produce, by topic."),
+            ("odradek_topic_records_in", "Records appended by Produce, by topic."),
+            ("odradek_topic_bytes_out", "Record batch bytes sent in Fetch responses, by topic."),
+            (
+                "odradek_topic_records_out",
+                "Records in the batches sent in Fetch responses (control records excluded), by topic.",
+            ),
+        )
+        for i, (name, text) in enumerate(helps):
+            family = CounterMetricFamily(name, text, labels=["topic"])
+            for topic, counts in sorted(self.topics.items()):
+                family.add_metric([topic], counts[i])
+            yield family
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What a scrape reports of broker state, copied on the event loop into plain values."""
@@ -146,6 +274,7 @@ class Snapshot:
     transactions_begun: int = 0
     connections: int = 0
     omitted: int = 0
+    hot: HotCounts | None = None  # the event counts, copied in the same loop step
 
 
 def take_snapshot(broker: Any, ended_transactions: int, limit: int = STATE_SERIES_MAX) -> Snapshot:
@@ -288,45 +417,6 @@ class BrokerMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)
-        self._requests = Counter(
-            "odradek_requests", "Requests handled, by API and version.", ["api", "version"], registry=r
-        )
-        self._errors = Counter(
-            "odradek_request_errors",
-            "Error codes in responses (top level and per topic, partition or member), by API, version and "
-            "Kafka error name.",
-            ["api", "version", "error"],
-            registry=r,
-        )
-        self._latency = Histogram(
-            "odradek_request_duration_seconds",
-            "Time from a request's dispatch to its response being ready to send (long-poll Fetch waits "
-            "and acks=all fsync waits included), by API.",
-            ["api"],
-            buckets=REQUEST_SECONDS_BUCKETS,
-            registry=r,
-        )
-        self._bytes_in = Counter(
-            "odradek_topic_bytes_in",
-            "Record batch bytes appended by Produce, by topic.",
-            ["topic"],
-            registry=r,
-        )
-        self._records_in = Counter(
-            "odradek_topic_records_in", "Records appended by Produce, by topic.", ["topic"], registry=r
-        )
-        self._bytes_out = Counter(
-            "odradek_topic_bytes_out",
-            "Record batch bytes sent in Fetch responses, by topic.",
-            ["topic"],
-            registry=r,
-        )
-        self._records_out = Counter(
-            "odradek_topic_records_out",
-            "Records in the batches sent in Fetch responses (control records excluded), by topic.",
-            ["topic"],
-            registry=r,
-        )
         self._fsync = Histogram(
             "odradek_fsync_duration_seconds",
             "Duration of one group-commit flush (fsync) of a partition log or a coordinator journal.",
@@ -360,10 +450,7 @@ class BrokerMetrics:
         self._rebalances_by = {p: self._rebalances.labels(p) for p in ("classic", "consumer")}
         for child in self._rebalances_by.values():
             child.inc(0)
-        # Label children looked up once and kept: (api key, version) -> (count, latency); topic -> four.
-        self._request_children: dict[tuple[int, int], tuple[Any, Any]] = {}
-        self._error_children: dict[tuple[int, int, int], Any] = {}
-        self._topic_children: dict[str, tuple[Any, Any, Any, Any]] = {}
+        self.hot = HotCounts()
         self._epochs: dict[tuple[str, str], int] = {}
         self._ended_transactions = 0
         self._response_error_logged = False
@@ -407,65 +494,44 @@ class BrokerMetrics:
 
     def request_done(self, api_key: int, api_version: int, started: float, request: Any, result: Any) -> None:
         """One request answered (or about to be): count it, time it, count its errors, its Fetch data."""
-        children = self._request_children.get((api_key, api_version))
-        if children is None:
-            name = api_name(api_key)
-            children = self._request_children[(api_key, api_version)] = (
-                self._requests.labels(name, str(api_version)),
-                self._latency.labels(name),
-            )
-        count, latency = children
-        count.inc()
+        hot = self.hot
+        key = (api_key, api_version)
+        hot.requests[key] = hot.requests.get(key, 0) + 1
+        latency = hot.latency.get(api_key)
+        if latency is None:
+            latency = hot.latency[api_key] = LoopHistogram(REQUEST_SECONDS_BUCKETS)
         latency.observe(time.perf_counter() - started)
         if type(result) is not dict:
             return
         try:
-            for code in response_errors(result):
-                child = self._error_children.get((api_key, api_version, code))
-                if child is None:
-                    child = self._error_children[(api_key, api_version, code)] = self._errors.labels(
-                        api_name(api_key), str(api_version), error_name(code)
-                    )
-                child.inc()
-            if api_key == ApiKey.FETCH:
-                self._fetched(result)
-            elif api_key in _GROUP_APIS:
-                self._count_rebalances(getattr(request, "group_id", None))
+            if api_key == _PRODUCE:
+                codes = [
+                    p["error_code"]
+                    for t in result["responses"]
+                    for p in t["partition_responses"]
+                    if p["error_code"]
+                ]
+            elif api_key == _FETCH:
+                codes = hot.fetched(result)
+            else:
+                codes = response_errors(result)
+                if api_key in _GROUP_APIS:
+                    self._count_rebalances(getattr(request, "group_id", None))
+            for code in codes:
+                k = (api_key, api_version, code)
+                hot.errors[k] = hot.errors.get(k, 0) + 1
         except Exception:  # a response shape the metrics do not know must never fail the request
             if not self._response_error_logged:
                 self._response_error_logged = True
                 log.exception("metrics: could not read a %s response (logged once)", api_name(api_key))
 
-    def _fetched(self, response: dict[str, Any]) -> None:
-        for t in response.get("responses", ()):
-            nbytes = records = 0
-            for p in t["partitions"]:
-                chunks = p.get("records")
-                if chunks:
-                    b, n = batch_totals(chunks if type(chunks) is list else (chunks,))
-                    nbytes += b
-                    records += n
-            if nbytes:
-                children = self._topic(t["topic"])
-                children[2].inc(nbytes)
-                children[3].inc(records)
-
     def produced(self, topic: str, nbytes: int, records: int) -> None:
         """One batch appended by Produce (``records`` from its header's record count)."""
-        children = self._topic_children.get(topic) or self._topic(topic)
-        children[0].inc(nbytes)
-        children[1].inc(records)
-
-    def _topic(self, topic: str) -> tuple[Any, Any, Any, Any]:
-        children = self._topic_children.get(topic)
-        if children is None:
-            children = self._topic_children[topic] = (
-                self._bytes_in.labels(topic),
-                self._records_in.labels(topic),
-                self._bytes_out.labels(topic),
-                self._records_out.labels(topic),
-            )
-        return children
+        counts = self.hot.topics.get(topic)
+        if counts is None:
+            counts = self.hot.topics[topic] = [0, 0, 0, 0]
+        counts[0] += nbytes
+        counts[1] += records
 
     def connection_opened(self) -> None:
         self._connections.inc()
@@ -504,17 +570,16 @@ class BrokerMetrics:
     def _snapshot_on_loop(self) -> Snapshot:
         broker = self._broker
         self._count_rebalances()
-        for topic in [t for t in self._topic_children if t not in broker.state.topics]:
-            del self._topic_children[topic]  # a deleted topic's series go with it
-            for metric in (self._bytes_in, self._records_in, self._bytes_out, self._records_out):
-                metric.remove(topic)
-        return take_snapshot(broker, self._ended_transactions)
+        for topic in [t for t in self.hot.topics if t not in broker.state.topics]:
+            del self.hot.topics[topic]  # a deleted topic's series go with it
+        snap = take_snapshot(broker, self._ended_transactions)
+        return replace(snap, hot=self.hot.copy())
 
     def snapshot(self) -> Snapshot | None:
         """From a scrape thread: the loop's snapshot, or None when the loop is gone or does not answer."""
         loop = self._loop
         if loop is None or self._broker is None:
-            return None
+            return Snapshot(hot=self.hot.copy())  # not started: nothing else touches the counts
 
         async def on_loop() -> Snapshot:
             return self._snapshot_on_loop()
@@ -551,6 +616,8 @@ class _StateCollector:
         snap = self.metrics.snapshot()
         if snap is None:
             return
+        if snap.hot is not None:
+            yield from snap.hot.families()
         tp = ["topic", "partition"]
         size = GaugeMetricFamily("odradek_log_size_bytes", "Bytes in a partition's log segments.", labels=tp)
         start = GaugeMetricFamily(
