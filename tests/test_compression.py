@@ -285,3 +285,52 @@ def test_the_zstd_level_reaches_the_stored_batch(broker, unique) -> None:
         assert read_header(stored).codec == CODEC["zstd"]
         sizes[level] = len(stored)
     assert sizes["-100"] > 2 * sizes["19"], sizes
+
+
+def test_pipelined_batches_keep_their_order_when_only_some_are_recompressed(broker, unique) -> None:
+    """A recompressed batch followed at once, on the same connection, by one stored as sent (and then
+    another recompressed one): the log holds them in the order they were sent."""
+    topic = unique("order")
+    create_topic(broker.bootstrap, topic, {"compression.type": "zstd"})
+    now = int(time.time() * 1000)
+    big = make_batch([b"big-%d " % i + b"x" * 2000 for i in range(400)], base_timestamp=now)
+    first = with_payload(big, CODEC["lz4"], compress(CODEC["lz4"], bytes(big[HEADER_SIZE:])))
+    small = make_batch([b"second"], base_timestamp=now)
+    second = with_payload(small, CODEC["zstd"], compress(CODEC["zstd"], bytes(small[HEADER_SIZE:])))
+    last = make_batch([b"third"], base_timestamp=now)  # uncompressed: recompressed too
+    with WireClient(broker.bootstrap) as c:
+        ids = []
+        for batch in (first, second, bytes(last)):
+            corr = c.next_correlation_id()
+            data = {
+                "transactional_id": None,
+                "acks": -1,
+                "timeout": datetime.timedelta(seconds=10),
+                "topic_data": [{"name": topic, "partition_data": [{"index": 0, "records": batch}]}],
+            }
+            c.send_raw(c.encode_request(ProduceRequest, data, corr))
+            ids.append(corr)
+        answers = [c.read_response(0, 9, corr).responses[0].partition_responses[0] for corr in ids]
+    assert [(a.error_code, a.base_offset) for a in answers] == [(0, 0), (0, 400), (0, 401)]
+    stored = raw_batches(broker.bootstrap, topic)
+    assert [(read_header(b).base_offset, read_header(b).codec) for b in stored] == [
+        (0, 4),
+        (400, 4),
+        (401, 4),
+    ]
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_batches_compressed_as_the_broker_writes_them_are_read_by_kafkas_codecs(
+    broker, unique, codec
+) -> None:
+    """Odradek's own output framing (lz4 frames, Xerial snappy, ...) sent to a topic that stores it
+    uncompressed: Kafka's Java codecs must inflate it, and the records come back intact."""
+    topic = unique("framing")
+    create_topic(broker.bootstrap, topic, {"compression.type": "uncompressed"})
+    values = [b"%d: framing %s " % (i, codec.encode()) * 30 for i in range(300)]  # several 32 KiB blocks
+    base = make_batch(values, base_timestamp=int(time.time() * 1000))
+    batch = with_payload(base, CODEC[codec], compress(CODEC[codec], bytes(base[HEADER_SIZE:])))
+    assert produce_raw(broker.bootstrap, topic, batch) == (0, 0)
+    assert [read_header(b).codec for b in raw_batches(broker.bootstrap, topic)] == [0]
+    assert [m[1] for m in read_back(broker.bootstrap, topic, unique("g"))] == values
