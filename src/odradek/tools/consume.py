@@ -25,7 +25,7 @@ from confluent_kafka import (
 )
 
 from .common import Client, ToolError
-from .output import Output, show_bytes
+from .output import Output, plural, show_bytes
 
 BATCH_RECORDS_MAX = 500
 POLL_S = 0.2
@@ -166,5 +166,5 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 commit(consumer)
         finally:
             consumer.close()
-    out.note(f"consumed {count} records")
+    out.note(f"consumed {plural(count, 'record')}")
     return 0

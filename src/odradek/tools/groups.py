@@ -18,7 +18,7 @@ from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, To
 from confluent_kafka.admin import OffsetSpec
 
 from .common import Client, ToolError, parse_brokers
-from .output import Output
+from .output import Output, plural
 
 INACTIVE = (ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD)
 TP = tuple[str, int]
@@ -159,8 +159,7 @@ def describe(client: Client, args: argparse.Namespace, out: Output) -> int:
         out.document(docs if len(docs) > 1 else docs[0])
         return 0
     for doc in docs:
-        if not doc["members"]:
-            out.note(f"Consumer group '{doc['group']}' has no active members.")
+        out.line(f"group {doc['group']}: state {doc['state']}, {plural(len(doc['members']), 'member')}")
         out.table(
             [
                 "GROUP",
@@ -174,7 +173,6 @@ def describe(client: Client, args: argparse.Namespace, out: Output) -> int:
                 "CLIENT-ID",
             ],
             [[doc["group"], *r.values()] for r in doc["offsets"]],
-            title=f"{doc['group']}: {doc['state']}, {len(doc['members'])} members",
         )
     return 0
 

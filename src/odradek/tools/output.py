@@ -97,6 +97,10 @@ class Output:
             sys.stdout.flush()
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def show_bytes(data: bytes | None, encoding: str) -> str | dict[str, str] | None:
     """A key, value or header value in JSON: ``encoding="utf8"`` gives the text when the bytes are valid
     UTF-8 and ``{"base64": "..."}`` when they are not; ``encoding="base64"`` gives base64 text always.

@@ -15,7 +15,7 @@ from typing import IO, Any
 from confluent_kafka import KafkaException
 
 from .common import Client, ToolError, parse_assignments
-from .output import Output
+from .output import Output, plural
 
 # One line is one record; a longer one is refused rather than read into memory without end.
 LINE_BYTES_MAX = 16 * 1024 * 1024
@@ -184,7 +184,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
     else:
         spans = ", ".join(f"partition {p}: offsets {a}..{b}" for p, (a, b) in sorted(done.offsets.items()))
         out.line(
-            f"delivered {done.delivered} of {sent} records to {args.topic}" + (f" ({spans})" if spans else "")
+            f"delivered {done.delivered} of {plural(sent, 'record')} to {args.topic}"
+            + (f" ({spans})" if spans else "")
         )
     if done.failed:
         raise ToolError(f"{done.failed} of {sent} records were not delivered: {done.first_error}")
