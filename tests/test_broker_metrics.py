@@ -328,6 +328,31 @@ def test_scraped_metrics_agree_with_what_the_clients_saw(odradek_run: OdradekRun
     assert value(after, "odradek_metrics_series_omitted") == 0
 
 
+def test_a_kip848_group_shows_its_members_and_rebalances(odradek_run: OdradekRun, unique) -> None:
+    group = unique("group")
+    before = value(
+        scrape(odradek_run.address), "odradek_consumer_group_rebalances_total", protocol="consumer"
+    )
+    c = Consumer(
+        {"bootstrap.servers": odradek_run.broker.bootstrap, "group.id": group, "group.protocol": "consumer"}
+    )
+    try:
+        c.subscribe([odradek_run.plain])
+        wait_until(lambda: c.poll(0.2) is not None or c.assignment(), TIMEOUT_S, f"an assignment in {group}")
+        samples = scrape(odradek_run.address)
+        assert value(samples, "odradek_consumer_group_members", group=group, protocol="consumer") == 1
+        assert value(samples, "odradek_consumer_group_rebalances_total", protocol="consumer") > before
+    finally:
+        c.close()
+    gone = scrape(odradek_run.address)
+    assert gone.get(
+        ("odradek_consumer_group_members", frozenset({("group", group), ("protocol", "consumer")}))
+    ) in (
+        0,
+        None,  # an empty KIP-848 group without offsets is removed
+    )
+
+
 def _dashboard_metric_names() -> set[str]:
     board = json.loads(DASHBOARD.read_text())
     exprs: list[str] = []
