@@ -226,7 +226,7 @@ def test_seek_refused_while_the_group_has_members(broker, topic_name, group_name
         assert doc["members"][0]["assignment"] == [{"topic": topic_name, "partition": 0}]
         r = odradek("group", "seek", group_name, "--topic", topic_name, "--to-earliest", "--execute",
                     "-b", broker.bootstrap)  # fmt: skip
-        assert "active members (state Stable)" in one_line_error(r)
+        assert "has 1 active member (state Stable)" in one_line_error(r)
         r = odradek("group", "delete", group_name, "-b", broker.bootstrap)
         assert "NON_EMPTY_GROUP" in one_line_error(r)
     finally:

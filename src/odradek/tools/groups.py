@@ -290,9 +290,10 @@ def seek(client: Client, args: argparse.Namespace, out: Output) -> int:
     group = args.group
     desc = describe_group(client, group)
     if desc.state not in INACTIVE:
+        members = plural(len(desc.members), "active member")
         raise ToolError(
-            f"group {group!r} has {len(desc.members)} active members (state {state_name(desc.state)}): "
-            "offsets can be reset only when no member is running; stop its consumers first"
+            f"group {group!r} has {members} (state {state_name(desc.state)}): offsets can be reset only "
+            "when no member is running; stop its consumers first"
         )
     current = committed(client, group)
     if args.all_topics:
