@@ -877,4 +877,4 @@ def apply_incremental(
 
 
 class UnknownOperation(ConfigError):
-    """An operation byte outside SET / DELETE / APPEND / SUBTRACT (Kafka: UNKNOWN_SERVER_ERROR)."""
+    """An operation byte outside SET / DELETE / APPEND / SUBTRACT (answered INVALID_REQUEST)."""

@@ -28,7 +28,6 @@ from ...config import (
 from ._common import INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION, log
 from .describe_configs import BROKER, GROUP, TOPIC, _text, broker_name_problem
 
-UNKNOWN_SERVER_ERROR = -1
 INVALID_CONFIG = 40
 
 # (name, operation, value) as the request gives them; AlterConfigs passes SET for every entry.
@@ -53,7 +52,9 @@ def _changed(
     except ConfigRequestError as e:
         raise Refused(INVALID_REQUEST, str(e)) from None
     except UnknownOperation as e:
-        raise Refused(UNKNOWN_SERVER_ERROR, str(e)) from None
+        # Kafka 4.4 answers UNKNOWN_SERVER_ERROR here only because its controller fails on the byte (a
+        # NullPointerException that costs it its leadership); the request is malformed, so say so.
+        raise Refused(INVALID_REQUEST, str(e)) from None
     except ConfigError as e:
         raise Refused(INVALID_CONFIG, str(e)) from None
 
