@@ -23,7 +23,7 @@ COMMANDS = {
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import confluent_kafka  # noqa: F401
+        import confluent_kafka
         import rich  # noqa: F401
     except ImportError:
         print(f"odradek {args.command} needs: pip install 'odradek[cli]'", file=sys.stderr)
@@ -44,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
         out.flush()
         print(f"odradek {name}: {e}", file=sys.stderr)
         return e.exit_code
+    except confluent_kafka.KafkaException as e:
+        # A client failure no command foresaw still gets one line, not a traceback.
+        out.flush()
+        err = e.args[0] if e.args else e
+        print(f"odradek {name}: {getattr(err, 'str', lambda: str(err))()}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         out.flush()
         print(f"odradek {name}: interrupted", file=sys.stderr)

@@ -111,7 +111,10 @@ def describe(client: Client, args: argparse.Namespace, out: Output) -> int:
         if desc.state == ConsumerGroupState.DEAD and not done and not desc.members:
             raise ToolError(f"consumer group {group!r} does not exist")
         tps = sorted(set(owner) | set(done))
-        ends = offsets(client, tps, lambda _tp: OffsetSpec.latest())
+        # Offsets committed for a topic deleted since have no log end: "-" as in Kafka's tool.
+        topics = client.metadata().topics
+        live = [tp for tp in tps if tp[0] in topics and tp[1] in topics[tp[0]].partitions]
+        ends = offsets(client, live, lambda _tp: OffsetSpec.latest())
         rows = []
         for tp in tps:
             m = owner.get(tp)
