@@ -353,6 +353,40 @@ def test_a_kip848_group_shows_its_members_and_rebalances(odradek_run: OdradekRun
     )
 
 
+def test_a_transaction_past_its_timeout_counts_as_timed_out_and_aborted(
+    odradek_run: OdradekRun, unique
+) -> None:
+    address, bootstrap = odradek_run.address, odradek_run.broker.bootstrap
+    before = scrape(address)
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": unique("slow"),
+            "transaction.timeout.ms": 1000,
+            "message.timeout.ms": 1000,
+        }
+    )
+    p.init_transactions(TIMEOUT_S)
+    p.begin_transaction()
+    p.produce(odradek_run.txn, value=b"never committed")
+    assert p.flush(TIMEOUT_S) == 0
+
+    def timed_out() -> Samples | None:
+        now = scrape(address)
+        aborted = value(now, "odradek_transactions_aborted_total")
+        done = aborted > value(before, "odradek_transactions_aborted_total")
+        return now if done and value(now, "odradek_transactions_open") == 0 else None
+
+    after = wait_until(timed_out, TIMEOUT_S, "the coordinator to abort the transaction past its timeout")
+    assert value(after, "odradek_transactions_timed_out_total") == 1
+    for name in ("odradek_transactions_aborted_total", "odradek_transactions_begun_total"):
+        assert value(after, name) == value(before, name) + 1
+    assert value(after, "odradek_transactions_committed_total") == value(
+        before, "odradek_transactions_committed_total"
+    )
+    assert value(after, "odradek_transactions_open") == 0
+
+
 def _dashboard_metric_names() -> set[str]:
     board = json.loads(DASHBOARD.read_text())
     exprs: list[str] = []
