@@ -245,7 +245,11 @@ def test_transactional_producer_into_a_recompressing_topic(broker, unique) -> No
         else:
             p.abort_transaction(30)
 
-    headers = [read_header(b) for b in raw_batches(broker.bootstrap, topic)]
+    def all_markers() -> list | None:  # Kafka writes the markers just after commit_transaction returns
+        headers = [read_header(b) for b in raw_batches(broker.bootstrap, topic)]
+        return headers if sum(h.is_control for h in headers) >= 3 else None
+
+    headers = wait_until(all_markers, 30, "three transaction markers in the log")
     data = [h for h in headers if not h.is_control]
     markers = [h for h in headers if h.is_control]
     assert {h.codec for h in data} == {CODEC["gzip"]}
@@ -334,3 +338,22 @@ def test_batches_compressed_as_the_broker_writes_them_are_read_by_kafkas_codecs(
     assert produce_raw(broker.bootstrap, topic, batch) == (0, 0)
     assert [read_header(b).codec for b in raw_batches(broker.bootstrap, topic)] == [0]
     assert [m[1] for m in read_back(broker.bootstrap, topic, unique("g"))] == values
+
+
+def test_log_append_time_topic_that_recompresses(broker, unique) -> None:
+    topic = unique("lat")
+    create_topic(
+        broker.bootstrap, topic, {"compression.type": "zstd", "message.timestamp.type": "LogAppendTime"}
+    )
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "snappy", "log_level": 0})
+    before = int(time.time() * 1000)
+    for i in range(20):
+        p.produce(topic, value=b"stamped-%d" % i, timestamp=1_000_000 + i)  # replaced by the broker's time
+    assert p.flush(30) == 0
+    headers = [read_header(b) for b in raw_batches(broker.bootstrap, topic)]
+    assert all(h.codec == CODEC["zstd"] and h.log_append_time for h in headers)
+    assert all(h.max_timestamp >= before - 1000 for h in headers)
+    msgs = read_to_end(broker.bootstrap, topic, 1, committed=False, group=unique("g"), timeout=30)
+    assert [m.value() for m in msgs] == [b"stamped-%d" % i for i in range(20)]
+    stamps = [h.max_timestamp for h in headers for _ in range(h.record_count)]
+    assert [m.timestamp() for m in msgs] == [(2, ts) for ts in stamps]  # TIMESTAMP_LOG_APPEND_TIME
