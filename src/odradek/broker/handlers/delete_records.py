@@ -3,6 +3,7 @@
 Segments wholly below the new start are deleted; ListOffsets earliest and Fetch honour it at once, and the
 start is durable before the answer. -1 means the high watermark (the log end on one node); beyond it, or
 any other negative offset, is OFFSET_OUT_OF_RANGE; an offset below the current start changes nothing.
+Compacted topics are no exception (Kafka 4 deletes their records too).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any
 
 from ._common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, log
 
-POLICY_VIOLATION = 44
 HIGH_WATERMARK = -1
 
 
@@ -26,9 +26,6 @@ async def handle(ctx: Any, request: Any) -> dict[str, Any]:
             parts_out.append(out)
             if topic is None or not 0 <= p.partition_index < len(topic.partitions):
                 out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
-                continue
-            if "delete" not in str(topic.effective.get("cleanup.policy", "delete")).split(","):
-                out["error_code"] = POLICY_VIOLATION  # Kafka: records of a compact-only topic stay
                 continue
             plog = topic.partitions[p.partition_index]
             high_watermark = plog.log_end_offset
