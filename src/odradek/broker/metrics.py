@@ -431,7 +431,8 @@ class BrokerMetrics:
         )
         self._rebalances = Counter(
             "odradek_consumer_group_rebalances",
-            "Completed rebalances: a classic group's generation or a KIP-848 group's epoch moving on.",
+            "Completed rebalances: a classic group's generation reaching Stable, a KIP-848 group's epoch "
+            "moving on.",
             ["protocol"],
             registry=r,
         )
