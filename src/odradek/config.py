@@ -867,7 +867,9 @@ def apply_incremental(
             items = [i.strip() for i in base.split(",") if i.strip()]
             given = [i.strip() for i in (value or "").split(",") if i.strip()]
             if op == APPEND:
-                items += [i for i in given if i not in items]
+                for i in given:
+                    if i not in items:
+                        items.append(i)
             else:
                 items = [i for i in items if i not in given]
             out[name] = ",".join(items)
