@@ -159,7 +159,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 except KafkaException as e:
                     raise ToolError(f"line {number}: {e.args[0].str()}") from None
             sent += 1
-            producer.poll(0)
+            if not sent % 1000:
+                producer.poll(0)  # serve delivery callbacks now and then, not on every line
     finally:
         if args.file:
             stream.close()
