@@ -357,3 +357,16 @@ def test_log_append_time_topic_that_recompresses(broker, unique) -> None:
     assert [m.value() for m in msgs] == [b"stamped-%d" % i for i in range(20)]
     stamps = [h.max_timestamp for h in headers for _ in range(h.record_count)]
     assert [m.timestamp() for m in msgs] == [(2, ts) for ts in stamps]  # TIMESTAMP_LOG_APPEND_TIME
+
+
+def test_broken_compressed_batches_into_a_compacted_topic(broker, unique) -> None:
+    """A compacted topic decodes every batch for its keys, whatever its codec: the same codes."""
+    topic = unique("compact")
+    create_topic(broker.bootstrap, topic, {"cleanup.policy": "compact"})
+    base = make_batch([b"one", b"two"], base_timestamp=int(time.time() * 1000))
+    not_snappy = with_payload(base, CODEC["snappy"], b"\xff\xff\xff\xff\x0f" + b"garbage" * 4)
+    not_records = with_payload(base, CODEC["zstd"], compress(CODEC["zstd"], b"\x01\x02\x03 not records"))
+    good = with_payload(base, CODEC["lz4"], compress(CODEC["lz4"], bytes(base[HEADER_SIZE:])))
+    assert produce_raw(broker.bootstrap, topic, not_snappy)[0] == -1
+    assert produce_raw(broker.bootstrap, topic, not_records)[0] == 87
+    assert produce_raw(broker.bootstrap, topic, good) == (0, 0)

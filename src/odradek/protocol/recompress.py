@@ -88,13 +88,7 @@ def recompress(
     INVALID_RECORD when the inflated bytes do not hold exactly ``recordCount`` whole records.
     """
     view = memoryview(batch)[: header.size]
-    try:
-        body = decompress(header.codec, view[HEADER_SIZE:])
-    except RecordDecodeError as e:
-        raise InvalidBatch(UNKNOWN_SERVER_ERROR, str(e)) from None
-    except cramjam.DecompressionError as e:  # record_decode.decompress lets cramjam's own error through
-        message = f"cannot decompress batch (codec {header.codec}): {e}"
-        raise InvalidBatch(UNKNOWN_SERVER_ERROR, message) from None
+    body = inflate(view, header)
     _check_records(body, header.record_count)
     packed = compress(target, body, levels)
     out = bytearray(HEADER_SIZE + len(packed))
@@ -105,6 +99,18 @@ def recompress(
     struct.pack_into(">h", out, 21, attributes)
     struct.pack_into(">I", out, 17, compute_crc(out))
     return out
+
+
+def inflate(batch: bytes | bytearray | memoryview, header: BatchHeader) -> bytes:
+    """The batch's records section, uncompressed; InvalidBatch(UNKNOWN_SERVER_ERROR) if it does not
+    inflate, the code Apache Kafka 4.4 answers."""
+    try:
+        return decompress(header.codec, memoryview(batch)[HEADER_SIZE : header.size])
+    except RecordDecodeError as e:
+        raise InvalidBatch(UNKNOWN_SERVER_ERROR, str(e)) from None
+    except cramjam.DecompressionError as e:  # record_decode.decompress lets cramjam's own error through
+        message = f"cannot decompress batch (codec {header.codec}): {e}"
+        raise InvalidBatch(UNKNOWN_SERVER_ERROR, message) from None
 
 
 def compress(codec: int, data: bytes, levels: Levels = Levels()) -> bytes:

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from ...log.producer_state import Duplicate, ProducerStateError
 from ...protocol import codec
-from ...protocol.recompress import Levels, needs_recompression, recompress, target_codec
+from ...protocol.recompress import Levels, inflate, needs_recompression, recompress, target_codec
 from ...protocol.record_decode import RecordDecodeError, records
 from ...protocol.records import (
+    ATTR_CODEC_MASK,
+    HEADER_SIZE,
+    LOG_OVERHEAD,
     MESSAGE_TOO_LARGE,
     InvalidBatch,
     read_header,
@@ -27,7 +31,6 @@ from ...protocol.records import (
 )
 from ..clock import now_ms
 from ._common import (
-    CORRUPT_MESSAGE,
     INVALID_RECORD,
     INVALID_REQUIRED_ACKS,
     INVALID_TIMESTAMP,
@@ -259,13 +262,21 @@ def _append(
 
 
 def _check_keys(batch: memoryview, header: Any) -> None:
-    """A compacted topic keeps the latest record per key, so every record needs one (Kafka: 87)."""
+    """A compacted topic keeps the latest record per key, so every record needs one (Kafka: 87).
+
+    As in Kafka 4.4: a payload that does not inflate is UNKNOWN_SERVER_ERROR, records that do not
+    decode INVALID_RECORD."""
+    if header.codec:
+        plain = bytes(batch[:HEADER_SIZE]) + inflate(batch, header)
+        batch = memoryview(plain)
+        attributes = header.attributes & ~ATTR_CODEC_MASK
+        header = replace(header, attributes=attributes, batch_length=len(plain) - LOG_OVERHEAD)
     try:
         for record in records(batch, header):
             if record.key is None:
                 raise InvalidBatch(INVALID_RECORD, "Compacted topic cannot accept message without key.")
     except RecordDecodeError as e:
-        raise InvalidBatch(CORRUPT_MESSAGE, str(e)) from None
+        raise InvalidBatch(INVALID_RECORD, str(e)) from None
 
 
 def _check_transaction(
