@@ -375,3 +375,26 @@ def test_initial_rebalance_delay_gathers_members_joining_at_once(delayed_broker,
     for i in range(2):
         changes = [kind for kind, parts in seen[i] if parts]  # callbacks that moved a partition
         assert changes == ["assign"], f"consumer {i}: one assignment, nothing revoked; got {seen[i]}"
+
+
+# --------------------------------------------------------------------------------------------------
+# bench.latency keeps working (its figures are not judged here)
+
+
+def test_bench_latency_smoke(tmp_path):
+    import subprocess
+    import sys
+
+    from support.odradek import REPO_ROOT
+
+    results = tmp_path / "results"
+    argv = [sys.executable, "-m", "bench.latency", "--only", "odradek", "--count", "5", "--txns", "3"]
+    argv += ["--warmup", "1", "--lingers", "0,1", "--results-dir", str(results), "--work-dir", str(tmp_path)]
+    proc = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    (report_path,) = results.glob("*-latency.json")
+    figures = json.loads(report_path.read_text())["brokers"]["odradek"]["results"]
+    assert set(figures) == {"linger_0", "linger_1", "txn_commit"}
+    for name, f in figures.items():
+        assert f["n"] == (3 if name == "txn_commit" else 5)
+        assert 0 < f["p50_ms"] <= f["p99_ms"] <= f["max_ms"], (name, f)
