@@ -8,8 +8,12 @@ every fetch without one).
 from __future__ import annotations
 
 import datetime
+import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -245,3 +249,26 @@ def test_no_sessions_with_0_cache_slots(kind, request, unique) -> None:
         assert (resp.error_code, resp.session_id) == (0, 0) and set(answered(resp)) == set(wanted)
         assert all(p.error_code == 0 for p in answered(resp).values())
         assert answered(resp)[(name, 1)].records
+
+
+def test_bench_quick_shows_sessions_on_and_off(tmp_path) -> None:
+    """``python -m bench.fetch_sessions --quick`` on the two Odradek columns: it runs, the consumer gets a
+    session only where sessions are on, every trickled record arrives, and the quiet fetches are small."""
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.fetch_sessions", "--quick", "--only", "odradek,odradek-nosessions"]
+        + ["--results-dir", str(results), "--work-dir", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    (report,) = results.glob("fetch-sessions-*.json")
+    on, off = (json.loads(report.read_text())["results"][k] for k in ("odradek", "odradek-nosessions"))
+    assert any(on["session_ids"]) and not any(off["session_ids"])
+    for r in (on, off):
+        assert r["trickle"]["records_sent"] > 0
+        assert r["trickle"]["records_received"] == r["trickle"]["records_sent"]
+    assert 0 < on["idle"]["fetch_request_bytes"] < off["idle"]["fetch_request_bytes"] / 10
