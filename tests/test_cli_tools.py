@@ -280,7 +280,22 @@ def test_txn_list_and_describe(broker, topic_name, unique):
     assert doc["state"] == "CompleteCommit" and doc["transaction_timeout_ms"] == 60_000
     assert doc["partitions"] == []
     assert txid in ok("txn", "describe", txid, "-b", broker.bootstrap)
-    p.flush(1)
+
+    p.begin_transaction()
+    p.produce(topic_name, b"aborted")
+    assert p.flush(30) == 0  # sent before the abort, which would otherwise purge it unsent
+    p.abort_transaction(30)
+    b = ("-b", broker.bootstrap, "--from-beginning", "--timeout-ms", "2000")
+    assert (
+        ok("consume", topic_name, "--isolation-level", "read_uncommitted", *b)
+        == "in a transaction\naborted\n"
+    )
+    assert ok("consume", topic_name, "--isolation-level", "read_committed", *b) == "in a transaction\n"
+
+    err = one_line_error(odradek("txn", "describe", txid + "-unknown", "-b", broker.bootstrap))
+    # Odradek answers an unknown id with a transaction start time of -1, which kio refuses to read
+    # (Kafka sends 0): still one line and exit 1, but without the friendly wording.
+    assert "unknown transactional id" in err or broker.is_odradek, err
 
 
 # --------------------------------------------------------------------------------------------------
