@@ -138,6 +138,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
                     break
                 continue
             last = now
+            if shared_terminal:
+                progress.stop()  # records and a spinner on one terminal would garble each other
             for msg in batch:
                 err = msg.error()
                 if err is not None:
@@ -154,8 +156,6 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 if args.group:
                     consumer.store_offsets(msg)
             stdout.flush()
-            if shared_terminal:
-                progress.stop()  # records and a spinner on one terminal would garble each other
             progress.update(f"{count} records from {args.topic}; waiting for more")
     except KeyboardInterrupt:
         pass  # Ctrl-C ends a consume as Kafka's console consumer ends: normally, after committing
