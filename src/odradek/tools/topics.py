@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from confluent_kafka import TopicCollection, TopicPartition
@@ -55,6 +56,9 @@ def create(client: Client, args: argparse.Namespace, out: Output) -> int:
                 existed.append(name)
                 continue
             raise
+    if created:
+        with out.progress(f"waiting for the leaders of {', '.join(created)}"):
+            wait_for_leaders(client, created)
     if out.json:
         out.document({"created": created, "existed": existed})
     else:
@@ -63,6 +67,29 @@ def create(client: Client, args: argparse.Namespace, out: Output) -> int:
         for name in existed:
             out.line(f"topic {name} exists already")
     return 0
+
+
+def wait_for_leaders(client: Client, topics: list[str]) -> None:
+    """Return once every partition of ``topics`` has a leader in the metadata, so that "created" means
+    usable: a cluster answers CreateTopics before its brokers all know the new topic."""
+    deadline = time.monotonic() + client.timeout_s
+    while True:
+        md = client.metadata().topics
+        waiting = [
+            t
+            for t in topics
+            if t not in md
+            or md[t].error is not None
+            or not md[t].partitions
+            or any(p.leader < 0 for p in md[t].partitions.values())
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise ToolError(
+                f"created {waiting[0]!r}, but its partitions have no leader after {client.timeout_s:g} s"
+            )
+        time.sleep(0.1)
 
 
 def list_(client: Client, args: argparse.Namespace, out: Output) -> int:
