@@ -245,3 +245,27 @@ def test_log_start_survives_a_restart(odradek_factory, topic_name):
     assert _earliest(admin, topic_name) == 25
     assert _first_read(od.bootstrap, topic_name) == 25
     assert _first_read(od.bootstrap, topic_name, 20) == "_AUTO_OFFSET_RESET"
+
+
+def test_offsets_for_times_after_delete_records(broker, topic_name):
+    """A timestamp lookup never names a deleted offset, even when the new start cuts a batch in two."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+
+    admin = _admin(broker.bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+    wait_for_topic(broker.bootstrap, topic_name, 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "log_level": 0, "linger.ms": 1000})
+    for i in range(10):  # one batch of ten records, timestamps 1000..1009
+        p.produce(topic_name, f"v{i}".encode(), partition=0, timestamp=1000 + i)
+    assert p.flush(TIMEOUT) == 0
+    assert _delete(admin, topic_name, 4) == (4, None)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "log_level": 0})
+    try:
+        found = [  # one query per timestamp: librdkafka keeps one entry per partition
+            c.offsets_for_times([TopicPartition(topic_name, 0, ts)], timeout=TIMEOUT)[0].offset
+            for ts in (0, 1006)
+        ]
+    finally:
+        c.close()
+    assert found == [4, 6]

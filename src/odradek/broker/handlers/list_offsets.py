@@ -84,7 +84,7 @@ def _first_record_at_or_after(plog: Any, target_ms: int) -> tuple[int, int] | No
     found = plog.offset_for_timestamp(target_ms)
     if found is None:
         return None
-    offset = found[0]
+    offset = max(found[0], plog.log_start_offset)  # DeleteRecords may have moved the start inside a batch
     while offset < plog.log_end_offset:
         chunks = plog.read(offset, 1, min_one_batch=True)
         if not chunks:
