@@ -269,3 +269,23 @@ def test_offsets_for_times_after_delete_records(broker, topic_name):
     finally:
         c.close()
     assert found == [4, 6]
+
+
+def test_max_timestamp_below_the_log_start(broker, topic_name):
+    """ListOffsets MAX_TIMESTAMP still names the record with the highest timestamp when DeleteRecords has
+    moved the start past it (its segment is still there): Kafka answers it; the connection stays up."""
+    from confluent_kafka import Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic, OffsetSpec
+
+    admin = _admin(broker.bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(TIMEOUT)
+    wait_for_topic(broker.bootstrap, topic_name, 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "log_level": 0, "linger.ms": 0})
+    for ts in (5000, 1000, 1001, 1002, 1003):  # one batch each
+        p.produce(topic_name, b"x", partition=0, timestamp=ts)
+        assert p.flush(TIMEOUT) == 0
+    assert _delete(admin, topic_name, 2) == (2, None)
+    tp = TopicPartition(topic_name, 0)
+    found = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(TIMEOUT)
+    assert (found.offset, found.timestamp) == (0, 5000)
+    assert _earliest(admin, topic_name) == 2

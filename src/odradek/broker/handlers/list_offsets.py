@@ -68,6 +68,10 @@ def _max_timestamp_record(plog: Any) -> tuple[int, int] | None:
     batch_last_offset, max_ts = plog.max_timestamp()
     if batch_last_offset < 0:
         return None
+    if batch_last_offset < plog.log_start_offset:
+        # Below a start DeleteRecords set (its segment still on disk): Kafka names that record as well;
+        # reads there are refused, so the batch's last offset is the answer.
+        return batch_last_offset, max_ts
     chunks = plog.read(batch_last_offset, 1, min_one_batch=True)
     if chunks:
         try:
