@@ -547,3 +547,20 @@ def test_java_admin_client(broker, java_admin, topic_name, group_name):
         "unknown_config": "InvalidConfigurationException",
         "unknown_topic": "UnknownTopicOrPartitionException",
     }
+
+
+def test_broker_message_max_bytes_applies_live(broker, topic_name):
+    """A per-broker message.max.bytes reaches every topic without its own max.message.bytes at once
+    (Kafka: within moments), and deleting it restores the default."""
+    admin = _admin(broker.bootstrap)
+    _create(broker.bootstrap, topic_name)
+    node = str(_node_id(admin))
+    try:
+        assert _alter(admin, BROKER, node, [("message.max.bytes", SET, "3000")]) == "ok"
+        _poll(
+            "a 5000-byte batch refused by the broker-wide limit",
+            lambda: _produce_error(broker.bootstrap, topic_name, 5000) == "MSG_SIZE_TOO_LARGE",
+        )
+    finally:
+        assert _alter(admin, BROKER, node, [("message.max.bytes", DELETE, None)]) == "ok"
+    _poll("the default limit back", lambda: _produce_error(broker.bootstrap, topic_name, 5000) == "ok")
