@@ -10,8 +10,12 @@ markers stay uncompressed. Broken compressed batches get Kafka's error codes.
 from __future__ import annotations
 
 import datetime
+import json
 import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -132,7 +136,7 @@ def sample_messages(n: int, now_ms: int) -> list[tuple[bytes, bytes, list[tuple[
     return [
         (
             b"key-%d" % i,
-            b'{"n": %d, "text": "%s"}' % (i, b"payload " * (i % 7 + 1)),
+            b'{"n": %d, "text": "%s"}' % (i, b"payload " * (i % 7 + 10)),
             [("h", b"%d" % i), ("trace", b"t-%d" % (i * 31))],
             now_ms - 1000 + i,
         )
@@ -370,3 +374,50 @@ def test_broken_compressed_batches_into_a_compacted_topic(broker, unique) -> Non
     assert produce_raw(broker.bootstrap, topic, not_snappy)[0] == -1
     assert produce_raw(broker.bootstrap, topic, not_records)[0] == 87
     assert produce_raw(broker.bootstrap, topic, good) == (0, 0)
+
+
+def test_compression_type_altered_on_a_live_topic(broker, unique) -> None:
+    """IncrementalAlterConfigs turns recompression on for a topic that has data: later batches only."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    topic = unique("alter")
+    create_topic(broker.bootstrap, topic, {})
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "lz4", "log_level": 0})
+    p.produce(topic, value=b"before " * 50)
+    assert p.flush(30) == 0
+    entry = ConfigEntry("compression.type", "zstd", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", topic, incremental_configs=[entry])
+    a = admin(broker.bootstrap)
+    a.incremental_alter_configs([resource])[resource].result(30)
+
+    def applied() -> bool:  # Kafka applies a topic config change a moment after answering
+        p.produce(topic, value=b"after " * 50)
+        assert p.flush(30) == 0
+        return read_header(raw_batches(broker.bootstrap, topic)[-1]).codec == CODEC["zstd"]
+
+    wait_until(applied, 30, "compression.type=zstd applied")
+    assert read_header(raw_batches(broker.bootstrap, topic)[0]).codec == CODEC["lz4"]  # stored as it was
+
+
+def test_bench_compression_runs(tmp_path: Path) -> None:
+    """``python -m bench.compression`` keeps working (Odradek only, one short round): every row has a
+    figure, and the recompressed rows take less room than lz4 as sent."""
+    from support.odradek import REPO_ROOT
+
+    results = tmp_path / "results"
+    argv = ["--only", "odradek", "--seconds", "0.5", "--rounds", "1", "--results-dir", str(results)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.compression", *argv, "--work-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    [report] = [json.loads(f.read_text()) for f in results.glob("*-compression.json")]
+    rows = report["brokers"]["odradek"]["rows"]
+    assert set(rows) == {"producer<-lz4", "lz4<-lz4", "zstd<-lz4", "gzip<-lz4", "zstd<-none"}
+    assert all(r["msg_per_s"] > 0 for r in rows.values())
+    assert rows["zstd<-lz4"]["stored_bytes_per_msg"] < rows["producer<-lz4"]["stored_bytes_per_msg"]
+    assert rows["gzip<-lz4"]["stored_bytes_per_msg"] < rows["lz4<-lz4"]["stored_bytes_per_msg"]
