@@ -29,15 +29,14 @@ FETCH_SESSION_ID_NOT_FOUND = 70
 INVALID_FETCH_SESSION_EPOCH = 71
 
 
-def fetch(
-    client: WireClient,
+def fetch_request(
     session_id: int,
     epoch: int,
     partitions: dict[tuple[str, int], int] | None = None,
     forget: list[tuple[str, int]] | None = None,
     max_wait_ms: int = 0,
-) -> object:
-    """One Fetch v12: ``partitions`` maps (topic, partition) to its fetch offset."""
+) -> dict:
+    """A Fetch v12 request: ``partitions`` maps (topic, partition) to its fetch offset."""
     by_topic: dict[str, list[dict]] = {}
     for (topic, partition), offset in (partitions or {}).items():
         by_topic.setdefault(topic, []).append(
@@ -53,21 +52,23 @@ def fetch(
     forgotten: dict[str, list[int]] = {}
     for topic, partition in forget or []:
         forgotten.setdefault(topic, []).append(partition)
-    return client.request(
-        FetchRequest,
-        {
-            "replica_id": -1,
-            "max_wait": datetime.timedelta(milliseconds=max_wait_ms),
-            "min_bytes": 1,
-            "max_bytes": 1 << 24,
-            "isolation_level": 0,
-            "session_id": session_id,
-            "session_epoch": epoch,
-            "forgotten_topics_data": [{"topic": t, "partitions": ps} for t, ps in forgotten.items()],
-            "rack_id": "",
-            "topics": [{"topic": t, "partitions": ps} for t, ps in by_topic.items()],
-        },
-    )
+    return {
+        "replica_id": -1,
+        "max_wait": datetime.timedelta(milliseconds=max_wait_ms),
+        "min_bytes": 1,
+        "max_bytes": 1 << 24,
+        "isolation_level": 0,
+        "session_id": session_id,
+        "session_epoch": epoch,
+        "forgotten_topics_data": [{"topic": t, "partitions": ps} for t, ps in forgotten.items()],
+        "rack_id": "",
+        "topics": [{"topic": t, "partitions": ps} for t, ps in by_topic.items()],
+    }
+
+
+def fetch(client: WireClient, session_id: int, epoch: int, *args, **kwargs) -> object:
+    """Send one Fetch v12 (arguments as ``fetch_request``) and return the response."""
+    return client.request(FetchRequest, fetch_request(session_id, epoch, *args, **kwargs))
 
 
 def answered(resp) -> dict[tuple[str, int], object]:
@@ -191,6 +192,24 @@ def test_an_incremental_fetch_long_polls_until_records_arrive(broker, topic) -> 
         resp = result["resp"]
         assert resp.error_code == 0 and resp.session_id == sid
         assert set(answered(resp)) == {(topic, 2)} and answered(resp)[(topic, 2)].records
+
+
+def test_a_request_overtaken_by_the_next_epoch_while_it_waits_is_answered_71(broker, topic) -> None:
+    with WireClient(broker.bootstrap) as c, WireClient(broker.bootstrap) as other:
+        sid = open_session(c, {(topic, 0): 0})
+        corr = c.next_correlation_id()
+        c.send_raw(c.encode_request(FetchRequest, fetch_request(sid, 1, max_wait_ms=1000), corr))  # it waits
+        time.sleep(0.3)  # let it reach the broker (not asserted)
+        resp = other.request(FetchRequest, fetch_request(sid, 2))  # the next epoch, on another connection
+        assert (resp.error_code, resp.session_id) == (0, sid)
+        waited = c.read_response(1, 12, corr)
+        # As in Kafka: the session moved on meanwhile, so the waiting request gets 71, with the session id.
+        assert (waited.error_code, waited.session_id, answered(waited)) == (
+            INVALID_FETCH_SESSION_EPOCH,
+            sid,
+            {},
+        )
+        assert fetch(other, sid, 3).error_code == 0
 
 
 def test_a_consumer_with_fetch_sessions_reads_every_record_of_many_partitions(broker, topic_name) -> None:
