@@ -179,3 +179,31 @@ def test_epoch_end():
     assert epoch_end(-1, -4, 3, 10) == (0, -4, 3)
     assert epoch_end(1, 0, 3, 10)[0] == UNKNOWN_LEADER_EPOCH
     assert epoch_end(-2, 0, 3, 10)[0] == FENCED_LEADER_EPOCH
+
+
+def test_a_group_config_sets_that_groups_session_timeout_and_heartbeat_interval():
+    import uuid
+
+    from odradek.coordinator.consumer_groups import (
+        ConsumerGroupConfig,
+        ConsumerGroupCoordinator,
+        HeartbeatRequest,
+    )
+
+    topic = uuid.UUID(int=1)
+    coordinator = ConsumerGroupCoordinator(
+        ConsumerGroupConfig(session_timeout_ms=45000, heartbeat_interval_ms=5000)
+    )
+    coordinator.set_group_config("tuned", 55000, 7000)
+
+    def join(group):
+        req = HeartbeatRequest(group, f"{group}-m", 0, None, None, 30000, ("t",), None, None, {})
+        return coordinator.heartbeat(0, req, lambda n: (topic, 1) if n == "t" else None, lambda: ["t"])
+
+    assert join("tuned").heartbeat_interval_ms == 7000
+    assert join("plain").heartbeat_interval_ms == 5000
+    expired = {group for group, _ in coordinator.tick(50000)}
+    assert expired == {"plain"}  # 45 s passed: only the broker-default session has ended
+    assert {group for group, _ in coordinator.tick(55001)} == {"tuned"}
+    coordinator.set_group_config("tuned", None, None)
+    assert coordinator.config_for("tuned") == coordinator.config
