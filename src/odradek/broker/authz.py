@@ -48,7 +48,8 @@ class ResourceType(IntEnum):
 
 _Op = AclOperation
 
-# The operations each resource type has (Kafka's AclEntry.supportedOperations).
+# The operations each resource type has (Kafka's AclEntry.supportedOperations), checked against what
+# Apache Kafka 4.4 answers (tests/test_external_findings.py, tests/unit/test_authz.py).
 SUPPORTED_OPERATIONS: dict[ResourceType, frozenset[AclOperation]] = {
     ResourceType.TOPIC: frozenset(
         {
@@ -62,7 +63,10 @@ SUPPORTED_OPERATIONS: dict[ResourceType, frozenset[AclOperation]] = {
             _Op.ALTER_CONFIGS,
         }
     ),
-    ResourceType.GROUP: frozenset({_Op.READ, _Op.DESCRIBE, _Op.DELETE}),
+    # Groups have configs since KIP-848: Kafka 4.4's DescribeGroups answers 3400 without an authorizer.
+    ResourceType.GROUP: frozenset(
+        {_Op.READ, _Op.DESCRIBE, _Op.DELETE, _Op.DESCRIBE_CONFIGS, _Op.ALTER_CONFIGS}
+    ),
     ResourceType.CLUSTER: frozenset(
         {
             _Op.CREATE,
@@ -74,6 +78,7 @@ SUPPORTED_OPERATIONS: dict[ResourceType, frozenset[AclOperation]] = {
             _Op.DESCRIBE,
         }
     ),
+    # The last three are in no response yet, so not checked against Kafka.
     ResourceType.TRANSACTIONAL_ID: frozenset({_Op.DESCRIBE, _Op.WRITE}),
     ResourceType.DELEGATION_TOKEN: frozenset({_Op.DESCRIBE}),
     ResourceType.USER: frozenset({_Op.CREATE_TOKENS, _Op.DESCRIBE_TOKENS}),
