@@ -357,6 +357,31 @@ DYNAMIC_BROKER_KEYS: frozenset[str] = frozenset(
     }
 )
 
+# Kafka broker configs Odradek does not have that Kafka only reads at start-up: changing one on a running
+# broker is refused as Kafka refuses it, not stored as an unknown name.
+KAFKA_STATIC_KEYS: frozenset[str] = frozenset(
+    {
+        "broker.id",
+        "controller.listener.names",
+        "controller.quorum.voters",
+        "delete.topic.enable",
+        "group.coordinator.rebalance.protocols",
+        "inter.broker.listener.name",
+        "listeners",
+        "log.dir",
+        "log.dirs",
+        "log.flush.scheduler.interval.ms",
+        "log.retention.hours",
+        "log.retention.minutes",
+        "log.roll.hours",
+        "log.roll.jitter.hours",
+        "metadata.log.dir",
+        "offsets.topic.replication.factor",
+        "process.roles",
+        "transaction.state.log.replication.factor",
+    }
+)
+
 # Kafka's ConfigSource values (DescribeConfigs v1+).
 TOPIC_CONFIG = 1
 DYNAMIC_BROKER_CONFIG = 2
@@ -776,6 +801,8 @@ def dynamic_broker_value(name: str, raw: Any) -> Any:
 
     Raises NotDynamic for a known key Kafka does not change on a running broker."""
     key = KEYS.get(name)
+    if name in KAFKA_STATIC_KEYS:
+        raise NotDynamic(name)
     if key is None:
         return raw  # a name the broker does not know: Kafka stores it (and never shows its value)
     if name not in DYNAMIC_BROKER_KEYS:

@@ -297,6 +297,7 @@ def test_bad_input_gets_kafkas_error_codes(broker, topic_name):
     assert _wire_alter(b, TOPIC, topic_name, [("no.such.config", SET, "1")], legacy=True)[0] == INVALID_CONFIG
     node = str(_node_id(admin))
     assert _alter(admin, BROKER, node, [("num.partitions", SET, "3")]) == "INVALID_REQUEST"  # not dynamic
+    assert _alter(admin, BROKER, node, [("log.dirs", SET, "/elsewhere")]) == "INVALID_REQUEST"
     assert _alter(admin, BROKER, node, [("log.retention.ms", SET, "soon")]) == "INVALID_REQUEST"
     assert _wire_alter(b, BROKER, "12345", [("log.retention.ms", SET, "1")])[0] == INVALID_REQUEST
     assert _wire_alter(b, BROKER, "abc", [("log.retention.ms", SET, "1")])[0] == INVALID_REQUEST

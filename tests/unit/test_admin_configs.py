@@ -121,6 +121,8 @@ def test_dynamic_broker_values():
     assert dynamic_broker_value("some.custom.key", "x") == "x"  # unknown names are kept, as Kafka keeps them
     with pytest.raises(NotDynamic):
         dynamic_broker_value("num.partitions", "3")
+    with pytest.raises(NotDynamic):
+        dynamic_broker_value("log.dirs", "/elsewhere")  # Kafka's, not Odradek's, and start-up only
     with pytest.raises(ConfigError, match="configuration message.max.bytes"):
         dynamic_broker_value("message.max.bytes", "-5")
     with pytest.raises(ConfigError, match="Not a number"):

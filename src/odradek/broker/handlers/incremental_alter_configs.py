@@ -98,7 +98,7 @@ async def _broker(ctx: Any, name: str, ops: Ops, incremental: bool, validate_onl
         return key is not None and key.topic_key in LIST_CONFIGS
 
     new = _changed(layer, ops, incremental, is_list, lambda n: _text(config.values.get(n, "")))
-    fixed = [n for n in sorted({n for n, _, _ in ops}) if n in KEYS and _not_dynamic(n)]
+    fixed = [n for n in sorted({n for n, _, _ in ops}) if _not_dynamic(n)]
     if fixed:
         raise Refused(INVALID_REQUEST, f"Cannot update these configs dynamically: [{', '.join(fixed)}]")
     parsed = {}
@@ -116,8 +116,9 @@ async def _broker(ctx: Any, name: str, ops: Ops, incremental: bool, validate_onl
 
 
 def _not_dynamic(name: str) -> bool:
+    key = KEYS.get(name)
     try:
-        dynamic_broker_value(name, KEYS[name].default)
+        dynamic_broker_value(name, key.default if key is not None else "")
     except NotDynamic:
         return True
     except ConfigError:
