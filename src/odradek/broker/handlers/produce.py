@@ -142,9 +142,10 @@ def _append_partition(
         target = target_codec(configs["compression.type"], header.codec)
         levels = Levels.from_configs(configs)
         work = _recompressor().submit(recompress, batch, header, target, levels)
-        return _queue_append(ctx, topic, index, plog, out, asyncio.wrap_future(work), now, log_append_time)
+        job = asyncio.wrap_future(work)
+        return _queue_append(ctx, transactional_id, topic, index, plog, out, job, now, log_append_time)
     if plog in _tails:  # an earlier batch of this partition is still being recompressed: keep the order
-        return _queue_append(ctx, topic, index, plog, out, batch, now, log_append_time)
+        return _queue_append(ctx, transactional_id, topic, index, plog, out, batch, now, log_append_time)
     return _append(ctx, topic, index, plog, out, batch, header, now, log_append_time)
 
 
@@ -167,6 +168,7 @@ def _recompressor() -> ThreadPoolExecutor:
 
 def _queue_append(
     ctx: Any,
+    transactional_id: str | None,
     topic: str,
     index: int,
     plog: Any,
@@ -178,7 +180,7 @@ def _queue_append(
     """Append after every queued append of the same partition; ``batch`` is bytes or a pending job."""
     prev = _tails.get(plog)
     task = asyncio.ensure_future(
-        _append_in_order(ctx, topic, index, plog, out, prev, batch, now, log_append_time)
+        _append_in_order(ctx, transactional_id, topic, index, plog, out, prev, batch, now, log_append_time)
     )
     _tails[plog] = task
 
@@ -192,6 +194,7 @@ def _queue_append(
 
 async def _append_in_order(
     ctx: Any,
+    transactional_id: str | None,
     topic: str,
     index: int,
     plog: Any,
@@ -201,12 +204,11 @@ async def _append_in_order(
     now: int,
     log_append_time: bool,
 ) -> dict[str, Any]:
+    """The checks that depend on the partition's state run again once this batch's turn has come."""
     if prev is not None:
         await asyncio.wait([prev])
-    if find_partition(ctx.broker, topic, index) is not plog:  # deleted while this batch waited
-        out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
-        return out
-    if isinstance(batch, asyncio.Future):
+    recompressed = isinstance(batch, asyncio.Future)
+    if recompressed:
         try:
             batch = await batch
         except InvalidBatch as e:
@@ -215,13 +217,20 @@ async def _append_in_order(
             log.exception("recompressing a batch for %s-%d failed", topic, index)
             out["error_code"] = UNKNOWN_SERVER_ERROR
             return out
+    if find_partition(ctx.broker, topic, index) is not plog:  # deleted while this batch waited
+        out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
+        return out
+    header = read_header(batch)
+    try:
         max_bytes = ctx.broker.state.topics[topic].effective["max.message.bytes"]
-        if len(batch) > max_bytes:  # Kafka checks the size again after recompressing
-            e = InvalidBatch(
+        if recompressed and len(batch) > max_bytes:  # Kafka checks the size again after recompressing
+            raise InvalidBatch(
                 MESSAGE_TOO_LARGE, f"recompressed batch of {len(batch)} bytes exceeds {max_bytes}"
             )
-            return _rejected(ctx, topic, index, out, e)
-    return _append(ctx, topic, index, plog, out, batch, read_header(batch), now, log_append_time)
+        _check_transaction(ctx, transactional_id, topic, index, header, plog)
+    except InvalidBatch as e:
+        return _rejected(ctx, topic, index, out, e)
+    return _append(ctx, topic, index, plog, out, batch, header, now, log_append_time)
 
 
 def _rejected(ctx: Any, topic: str, index: int, out: dict[str, Any], e: InvalidBatch) -> dict[str, Any]:
