@@ -194,6 +194,27 @@ def test_an_incremental_fetch_long_polls_until_records_arrive(broker, topic) -> 
         assert set(answered(resp)) == {(topic, 2)} and answered(resp)[(topic, 2)].records
 
 
+def test_an_unknown_partition_in_a_session_does_not_cut_the_long_poll_short(broker, topic, unique) -> None:
+    missing = unique("missing")
+    with WireClient(broker.bootstrap) as c:
+        resp = fetch(c, 0, 0, {(topic, 0): 0, (missing, 0): 0})
+        assert resp.session_id != 0
+        assert {k: p.error_code for k, p in answered(resp).items()} == {(topic, 0): 0, (missing, 0): 3}
+        result: dict[str, object] = {}
+        waiter = threading.Thread(
+            target=lambda: result.update(resp=fetch(c, resp.session_id, 1, max_wait_ms=10_000))
+        )
+        waiter.start()
+        time.sleep(0.5)  # let the fetch reach the broker and wait there (not asserted)
+        with WireClient(broker.bootstrap) as other:
+            put(other, topic, 0)
+        waiter.join(15)
+        # It waited for the records: the unknown partition (sent again, being in error) did not end the wait.
+        got = answered(result["resp"])
+        assert set(got) == {(topic, 0), (missing, 0)} and got[(missing, 0)].error_code == 3
+        assert got[(topic, 0)].error_code == 0 and got[(topic, 0)].records
+
+
 def test_a_request_overtaken_by_the_next_epoch_while_it_waits_is_answered_71(broker, topic) -> None:
     with WireClient(broker.bootstrap) as c, WireClient(broker.bootstrap) as other:
         sid = open_session(c, {(topic, 0): 0})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...log.partition import OffsetOutOfRange
 from ..fetch_sessions import (
@@ -64,10 +64,11 @@ def handle(ctx: Any, request: Any) -> Any:
         getattr(request, "session_id", 0), getattr(request, "session_epoch", FINAL_EPOCH), fetch, forget
     )
     max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), MAX_WAIT_CAP_MS)
-    reads, total = _read_all(ctx, request, context)
-    # As in Kafka, a fetch with nothing to read (a session error among them) is answered at once.
-    if not context.partitions or total >= request.min_bytes or max_wait_ms <= 0 or _has_error(reads):
-        return _respond(context, reads)
+    got = _read_all(ctx, request, context)
+    # As in Kafka: a fetch with no partition to read (a session error among them) is answered at once,
+    # and so is one whose read failed (offset out of range); unknown partitions do not cut the wait.
+    if got.readable == 0 or got.total >= request.min_bytes or max_wait_ms <= 0 or got.read_error:
+        return _respond(context, got.reads)
     return _long_poll(ctx, request, context, max_wait_ms)
 
 
@@ -87,14 +88,10 @@ async def _long_poll(ctx: Any, request: Any, context: FetchContext, max_wait_ms:
             await broker.waiters.wait(logs, remaining)
         else:
             await asyncio.sleep(remaining)
-        reads, total = _read_all(ctx, request, context)
-        if total >= request.min_bytes or _has_error(reads) or broker.stopping:
-            return _respond(context, reads)
-    return _respond(context, _read_all(ctx, request, context)[0])
-
-
-def _has_error(reads: list[Read]) -> bool:
-    return any(out["error_code"] != NONE for _, _, out, _ in reads)
+        got = _read_all(ctx, request, context)
+        if got.total >= request.min_bytes or got.read_error or broker.stopping:
+            return _respond(context, got.reads)
+    return _respond(context, _read_all(ctx, request, context).reads)
 
 
 def _respond(context: FetchContext, reads: list[Read]) -> dict[str, Any]:
@@ -127,7 +124,14 @@ def _respond(context: FetchContext, reads: list[Read]) -> dict[str, Any]:
     }
 
 
-def _read_all(ctx: Any, request: Any, context: FetchContext) -> tuple[list[Read], int]:
+class ReadAll(NamedTuple):
+    reads: list[Read]
+    total: int  # record bytes
+    readable: int  # partitions that exist (read, or skipped as unchanged)
+    read_error: bool  # a read failed (offset out of range)
+
+
+def _read_all(ctx: Any, request: Any, context: FetchContext) -> ReadAll:
     broker = ctx.broker
     max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
     max_bytes = min(max_bytes, broker.config["fetch.max.bytes"])
@@ -136,10 +140,13 @@ def _read_all(ctx: Any, request: Any, context: FetchContext) -> tuple[list[Read]
     # those the answer would leave out are skipped before any work.
     unchanged = context.unchanged if isinstance(context, IncrementalFetch) else None
     total = 0
+    readable = 0
+    read_error = False
     reads: list[Read] = []
     for key, p in context.partitions:
         topic, partition = key
         plog = find_partition(broker, topic, partition)
+        readable += plog is not None
         if (
             unchanged is not None
             and plog is not None
@@ -174,6 +181,7 @@ def _read_all(ctx: Any, request: Any, context: FetchContext) -> tuple[list[Read]
             )
         except OffsetOutOfRange:
             out["error_code"] = OFFSET_OUT_OF_RANGE
+            read_error = True
             continue
         out["high_watermark"] = plog.log_end_offset
         out["last_stable_offset"] = lso
@@ -189,4 +197,4 @@ def _read_all(ctx: Any, request: Any, context: FetchContext) -> tuple[list[Read]
             total += size
             out["records"] = chunks
             reads[-1] = (topic, partition, out, size)
-    return reads, total
+    return ReadAll(reads, total, readable, read_error)
