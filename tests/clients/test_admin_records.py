@@ -202,7 +202,7 @@ def test_offset_for_leader_epoch(broker, topic_name):
 
 
 def test_describe_log_dirs(broker, topic_name):
-    from kio.schema.describe_log_dirs.v4.request import DescribeLogDirsRequest
+    from kio.schema.describe_log_dirs.v5.request import DescribeLogDirsRequest
 
     _topic_with_records(broker.bootstrap, topic_name, n=10)
     with WireClient(broker.bootstrap) as w:
@@ -219,7 +219,7 @@ def test_describe_log_dirs(broker, topic_name):
     assert int(r.error_code) == 0 and len(r.results) == 1
     d = r.results[0]
     assert int(d.error_code) == 0 and Path(d.log_dir).is_dir()
-    assert 0 < d.usable_bytes <= d.total_bytes
+    assert 0 < d.usable_bytes <= d.total_bytes and not d.is_cordoned
     assert [
         (t.name, [(p.partition_index, p.offset_lag, p.is_future_key) for p in t.partitions]) for t in d.topics
     ] == [(topic_name, [(0, 0, False)])]

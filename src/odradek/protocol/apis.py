@@ -97,7 +97,7 @@ SUPPORTED: dict[int, ApiRange] = {
         ApiRange(ApiKey.DELETE_RECORDS, 0, 2),
         ApiRange(ApiKey.OFFSET_FOR_LEADER_EPOCH, 2, 4),
         ApiRange(ApiKey.ALTER_CONFIGS, 0, 2),
-        ApiRange(ApiKey.DESCRIBE_LOG_DIRS, 1, 4),
+        ApiRange(ApiKey.DESCRIBE_LOG_DIRS, 1, 5),
         ApiRange(ApiKey.ELECT_LEADERS, 0, 2),
         ApiRange(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0, 1),
     )

@@ -1,5 +1,5 @@
 """DescribeLogDirs: the one data directory, each partition's size, offset lag 0 (no future replicas),
-and the file system's total and usable bytes (v4)."""
+and the file system's total and usable bytes (v4); never cordoned (v5)."""
 
 from __future__ import annotations
 
