@@ -604,7 +604,8 @@ class PartitionLog:
 
     def max_timestamp(self) -> tuple[int, int]:
         """(offset, timestamp) of the batch with the largest max timestamp, earliest on ties; (-1, -1) if
-        empty. The offset is that batch's last offset (Kafka names the record; we do not decode records)."""
+        empty. The offset is that batch's last offset; ListOffsets decodes that one batch to name the record
+        holding the timestamp, as Kafka answers."""
         best_ts, best_offset = -1, -1
         for seg in self._segments:
             if seg.max_ts > best_ts:
