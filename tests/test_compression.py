@@ -24,7 +24,7 @@ from crc32c import crc32c
 from kio.schema.fetch.v12.request import FetchRequest
 from kio.schema.produce.v9.request import ProduceRequest
 
-from odradek.protocol.recompress import compress
+from odradek.protocol.recompress import Levels, compress
 from odradek.protocol.records import HEADER_SIZE, read_header
 from support.kit import admin, read_to_end, wait_until
 from unit.batches import make_batch
@@ -421,3 +421,24 @@ def test_bench_compression_runs(tmp_path: Path) -> None:
     assert all(r["msg_per_s"] > 0 for r in rows.values())
     assert rows["zstd<-lz4"]["stored_bytes_per_msg"] < rows["producer<-lz4"]["stored_bytes_per_msg"]
     assert rows["gzip<-lz4"]["stored_bytes_per_msg"] < rows["lz4<-lz4"]["stored_bytes_per_msg"]
+
+
+@pytest.mark.parametrize("kind", ["odradek", "kafka"])
+def test_broker_default_compression_type_and_level(request, unique, kind: str) -> None:
+    """The broker's ``compression.type`` and ``compression.zstd.level`` apply to a topic without its own;
+    a topic's own ``compression.type`` still wins."""
+    settings = {"compression.type": "zstd", "compression.zstd.level": "-100"}
+    factory = request.getfixturevalue(f"{kind}_factory")
+    broker = factory(settings=settings)
+    records = [b"%d: the quick brown fox jumps over the lazy dog %d" % (i, i % 10) for i in range(2000)]
+    batch = make_batch(records, base_timestamp=int(time.time() * 1000))
+    stored = {}
+    for name, config in (("default", {}), ("own", {"compression.type": "gzip"})):
+        topic = unique(name)
+        create_topic(broker.bootstrap, topic, config)
+        assert produce_raw(broker.bootstrap, topic, bytes(batch))[0] == 0
+        [stored[name]] = raw_batches(broker.bootstrap, topic)
+    assert read_header(stored["default"]).codec == CODEC["zstd"]
+    assert read_header(stored["own"]).codec == CODEC["gzip"]
+    level_19 = len(compress(CODEC["zstd"], bytes(batch[HEADER_SIZE:]), Levels(zstd=19)))
+    assert len(stored["default"]) - HEADER_SIZE > 2 * level_19, "the broker's level -100 was used"
