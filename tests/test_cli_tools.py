@@ -173,6 +173,10 @@ def test_produce_then_consume_json_with_metadata(broker, topic_name):
     bad = odradek("produce", topic_name, "--key-separator", ":", *b, stdin=b"k:v\nnope\nk:w\n")
     assert "no key separator ':' on line 2" in one_line_error(bad)
     assert "delivered 1 of 1" in bad.stdout.decode()
+    unconfirmed = ok_json("produce", topic_name, "--acks", "0", "--partition", "0", *b, stdin=b"fire\n")
+    assert (
+        unconfirmed["delivered"] == 1 and unconfirmed["partitions"] == {} and "acks=0" in unconfirmed["note"]
+    )
 
 
 def test_consume_as_group_then_describe_seek_and_delete(broker, topic_name, group_name):

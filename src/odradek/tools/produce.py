@@ -104,10 +104,11 @@ class Deliveries:
             self.first_error = self.first_error or f"{err.str()} ({err.name()})"
             return
         self.delivered += 1
-        if msg.offset() < 0:  # acks=0: no offset comes back
+        offset = msg.offset()
+        if offset is None or offset < 0:  # acks=0: no offset comes back
             return
-        span = self.offsets.setdefault(msg.partition(), [msg.offset(), msg.offset()])
-        span[0], span[1] = min(span[0], msg.offset()), max(span[1], msg.offset())
+        span = self.offsets.setdefault(msg.partition(), [offset, offset])
+        span[0], span[1] = min(span[0], offset), max(span[1], offset)
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
