@@ -3,7 +3,7 @@
 A client of any Kafka-protocol cluster (Odradek or Apache Kafka alike), built on confluent-kafka's
 AdminClient, Producer and Consumer, with rich for its tables. ``cli.py`` only parses; :func:`run`
 imports the command's module, runs it and turns every failure into one line on stderr and an exit code:
-1 when the cluster refused or could not be reached, 2 for a usage error or a missing extra.
+1 when the cluster refused or could not be reached, 2 for a usage error or a missing extra, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
