@@ -398,3 +398,37 @@ def test_bench_latency_smoke(tmp_path):
     for name, f in figures.items():
         assert f["n"] == (3 if name == "txn_commit" else 5)
         assert 0 < f["p50_ms"] <= f["p99_ms"] <= f["max_ms"], (name, f)
+
+
+# Groups: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS (Kafka 4.4 answers 3400).
+GROUP_OPERATIONS = sum(1 << op for op in (3, 6, 8, 10, 11))
+
+
+def test_group_authorized_operations_when_asked(broker, topic_name, unique):
+    from confluent_kafka import Consumer, TopicPartition
+    from kio.schema.consumer_group_describe.v0.request import ConsumerGroupDescribeRequest
+    from kio.schema.describe_groups.v5.request import DescribeGroupsRequest
+
+    _create(broker.bootstrap, topic_name)
+    classic, modern = unique("classic"), unique("kip848")
+    for group, protocol in ((classic, "classic"), (modern, "consumer")):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.protocol": protocol})
+        try:
+            c.subscribe([topic_name])
+            wait_until(lambda c=c: (c.poll(0.2), c.assignment())[1], 30, f"{group} assigned")
+            c.commit(offsets=[TopicPartition(topic_name, 0, 0)], asynchronous=False)
+        finally:
+            c.close()
+    with WireClient(broker.bootstrap) as w:
+        quiet, asked = (
+            w.request(DescribeGroupsRequest, {"groups": [classic], "include_authorized_operations": flag})
+            for flag in (False, True)
+        )
+        described = w.request(
+            ConsumerGroupDescribeRequest, {"group_ids": [modern], "include_authorized_operations": True}
+        )
+    assert quiet.groups[0].authorized_operations == OMITTED
+    assert int(asked.groups[0].error_code) == 0
+    assert asked.groups[0].authorized_operations == GROUP_OPERATIONS
+    assert int(described.groups[0].error_code) == 0
+    assert described.groups[0].authorized_operations == GROUP_OPERATIONS

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import authz
 from ._common import NONE
 
 GROUP_ID_NOT_FOUND = 69
-AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
@@ -22,6 +22,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
             ]
         }
 
+    asked = bool(request.include_authorized_operations)
     out = []
     for group_id in request.group_ids:
         g = broker.groups.consumer.groups.get(group_id)
@@ -36,7 +37,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                     "assignment_epoch": -1,
                     "assignor_name": "",
                     "members": [],
-                    "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+                    "authorized_operations": authz.field_value(asked, authz.ResourceType.GROUP, group_id),
                 }
             )
             continue
@@ -65,7 +66,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                     }
                     for m in g.members.values()
                 ],
-                "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+                "authorized_operations": authz.field_value(asked, authz.ResourceType.GROUP, group_id),
             }
         )
     return {"throttle_time": 0, "groups": out}

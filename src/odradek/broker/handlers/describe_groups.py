@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import authz
 from ._common import NONE
 
-AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 GROUP_ID_NOT_FOUND = 69
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
     coordinator = ctx.broker.groups.coordinator
+    # v3+ may ask for the authorized-operations bitfield.
+    asked = bool(getattr(request, "include_authorized_operations", False))
     out = []
     for group_id in request.groups:
         d = coordinator.describe(group_id)
@@ -25,7 +27,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                 "protocol_type": d["protocol_type"],
                 "protocol_data": d["protocol"],
                 "members": d["members"],
-                "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+                "authorized_operations": authz.field_value(asked, authz.ResourceType.GROUP, group_id),
             }
         )
     return {"throttle_time": 0, "groups": out}
