@@ -160,7 +160,7 @@ def _wire_alter(bootstrap, rtype, name, ops, *, legacy=False):
     return int(r.responses[0].error_code), r.responses[0].error_message
 
 
-def _wire_describe(bootstrap, rtype, name):
+def _wire_describe(bootstrap, rtype, name, *, docs=False):
     from kio.schema.describe_configs.v4.request import DescribeConfigsRequest
 
     with WireClient(bootstrap) as w:
@@ -169,7 +169,7 @@ def _wire_describe(bootstrap, rtype, name):
             {
                 "resources": [{"resource_type": rtype, "resource_name": name, "configuration_keys": None}],
                 "include_synonyms": True,
-                "include_documentation": False,
+                "include_documentation": docs,
             },
         )
     result = r.results[0]
@@ -222,6 +222,12 @@ def test_topic_config_names_are_kafkas(broker, topic_name):
     assert [(s.name, s.source) for s in segment.synonyms.values()] == [
         ("log.segment.bytes", ConfigSource.DEFAULT_CONFIG.value)
     ]
+    code, documented = _wire_describe(broker.bootstrap, TOPIC, topic_name, docs=True)
+    assert code == 0 and documented["retention.ms"].documentation
+    assert _wire_describe(broker.bootstrap, TOPIC, topic_name)[1]["retention.ms"].documentation is None
+    assert documented["cleanup.policy"].config_type == 7  # LIST
+    assert documented["max.message.bytes"].config_type == 3  # INT
+    assert documented["retention.ms"].config_type == 5  # LONG
 
 
 def test_incremental_operations_on_a_topic(broker, topic_name):
