@@ -320,3 +320,35 @@ def test_compacted_topic_refuses_records_without_keys(broker, unique) -> None:
         assert resp.error_code == INVALID_RECORD
         assert latest_offset(c, name) == 0
         assert produce(c, name, make_batch()).error_code == 0  # keyed records are fine
+
+
+def test_connections_past_max_connections_are_closed_and_the_open_ones_keep_working(odradek_factory) -> None:
+    broker = odradek_factory({"max.connections": "2"})
+    body = {"client_software_name": "t", "client_software_version": "1"}
+    first, second = WireClient(broker.bootstrap), WireClient(broker.bootstrap)
+    try:
+        assert int(first.request(ApiVersionsRequest, body).error_code) == 0
+        assert int(second.request(ApiVersionsRequest, body).error_code) == 0
+        third = WireClient(broker.bootstrap)
+        try:
+            with pytest.raises((ConnectionError, OSError, EOFError)):
+                third.request(ApiVersionsRequest, body)
+        finally:
+            third.close()
+        assert int(first.request(ApiVersionsRequest, body).error_code) == 0
+    finally:
+        first.close()
+        second.close()
+
+    # Once one closes, a new connection is served again.
+    def served() -> bool:
+        try:
+            with WireClient(broker.bootstrap) as again:
+                return int(again.request(ApiVersionsRequest, body).error_code) == 0
+        except (ConnectionError, OSError, EOFError):
+            return False
+
+    deadline = time.monotonic() + 10
+    while not served():
+        assert time.monotonic() < deadline, "a connection slot was never freed"
+        time.sleep(0.1)

@@ -297,9 +297,7 @@ def test_txn_list_and_describe(broker, topic_name, unique):
     assert ok("consume", topic_name, "--isolation-level", "read_committed", *b) == "in a transaction\n"
 
     err = one_line_error(odradek("txn", "describe", txid + "-unknown", "-b", broker.bootstrap))
-    # Odradek answers an unknown id with a transaction start time of -1, which kio refuses to read
-    # (Kafka sends 0): still one line and exit 1, but without the friendly wording.
-    assert "unknown transactional id" in err or broker.is_odradek, err
+    assert "unknown transactional id" in err, err
 
 
 # --------------------------------------------------------------------------------------------------

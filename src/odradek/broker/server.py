@@ -181,13 +181,18 @@ class Broker:
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        peer_info = writer.get_extra_info("peername")
+        peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
+        if len(self._connections) >= self.config["max.connections"]:
+            # Past max.connections a new connection is closed at once; those open are not disturbed.
+            log.warning("refusing connection from %s: max.connections reached", peer)
+            writer.transport.abort()
+            return
         sock = writer.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         local = self.advertised or writer.get_extra_info("sockname") or (self.host, self.port)
-        peer_info = writer.get_extra_info("peername")
-        peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
         conn = _Connection(self, reader, writer, local[0], local[1], peer)
         self._connections[task] = conn
         self.metrics.connection_opened()

@@ -44,7 +44,7 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
             return bytes(cramjam.lz4.decompress(bytes(data)))
         if codec == 4:
             return bytes(cramjam.zstd.decompress(bytes(data)))
-    except (OSError, ValueError, EOFError, zlib.error) as e:  # cramjam: DecompressionError
+    except (OSError, ValueError, EOFError, zlib.error, cramjam.DecompressionError) as e:
         raise RecordDecodeError(f"cannot decompress batch (codec {codec}): {e}") from None
     raise RecordDecodeError(f"unknown compression codec {codec}")
 

@@ -21,9 +21,10 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                     "transactional_id": tid,
                     "transaction_state": "",
                     "transaction_timeout": 0,
-                    "transaction_start_time": -1,
-                    "producer_id": -1,
-                    "producer_epoch": -1,
+                    # Kafka answers an unknown id with zeros here (a start time of -1 is not a timestamp).
+                    "transaction_start_time": 0,
+                    "producer_id": 0,
+                    "producer_epoch": 0,
                     "topics": [],
                 }
             )
