@@ -880,9 +880,9 @@ def apply_incremental(
         raise ConfigRequestError("Error due to duplicate config keys")
     out = dict(current)
     for name, op, value in ops:
+        if value is None and op in (SET, APPEND, SUBTRACT):
+            raise ConfigRequestError(f"Null value not supported for : {name}")
         if op == SET:
-            if value is None:
-                raise ConfigRequestError(f"Null value not supported for : {name}")
             out[name] = value
         elif op == DELETE:
             out.pop(name, None)

@@ -160,6 +160,22 @@ def _wire_alter(bootstrap, rtype, name, ops, *, legacy=False):
     return int(r.responses[0].error_code), r.responses[0].error_message
 
 
+def _twice(bootstrap, topic):
+    """Error codes of an IncrementalAlterConfigs naming the same topic in two resources."""
+    from kio.schema.incremental_alter_configs.v1.request import IncrementalAlterConfigsRequest
+
+    resource = {
+        "resource_type": TOPIC,
+        "resource_name": topic,
+        "configs": [{"name": "retention.ms", "config_operation": SET, "value": "1000"}],
+    }
+    with WireClient(bootstrap) as w:
+        r = w.request(
+            IncrementalAlterConfigsRequest, {"resources": [resource, resource], "validate_only": False}
+        )
+    return [int(x.error_code) for x in r.responses]
+
+
 def _wire_describe(bootstrap, rtype, name, *, docs=False):
     from kio.schema.describe_configs.v4.request import DescribeConfigsRequest
 
@@ -300,10 +316,14 @@ def test_bad_input_gets_kafkas_error_codes(broker, topic_name):
         INVALID_REQUEST
     )
     assert _wire_alter(b, 99, topic_name, [("retention.ms", SET, "1")])[0] == INVALID_REQUEST
+    assert _wire_alter(b, TOPIC, topic_name, [("cleanup.policy", APPEND, None)])[0] == INVALID_REQUEST
+    assert _wire_alter(b, TOPIC, topic_name, [("cleanup.policy", APPEND, "foo")])[0] == INVALID_CONFIG
+    assert _twice(b, topic_name) == [INVALID_REQUEST, INVALID_REQUEST]  # one resource named twice
     assert _wire_alter(b, TOPIC, topic_name, [("no.such.config", SET, "1")], legacy=True)[0] == INVALID_CONFIG
     node = str(_node_id(admin))
     assert _alter(admin, BROKER, node, [("num.partitions", SET, "3")]) == "INVALID_REQUEST"  # not dynamic
     assert _alter(admin, BROKER, node, [("log.dirs", SET, "/elsewhere")]) == "INVALID_REQUEST"
+    assert _alter(admin, BROKER, node, [("num.partitions", DELETE, None)]) == "ok"  # nothing to delete
     assert _alter(admin, BROKER, node, [("log.retention.ms", SET, "soon")]) == "INVALID_REQUEST"
     assert _wire_alter(b, BROKER, "12345", [("log.retention.ms", SET, "1")])[0] == INVALID_REQUEST
     assert _wire_alter(b, BROKER, "abc", [("log.retention.ms", SET, "1")])[0] == INVALID_REQUEST

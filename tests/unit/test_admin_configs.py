@@ -71,6 +71,7 @@ def test_subtract_can_empty_a_list():
     [
         ([("a", SET, "1"), ("a", DELETE, None)], ConfigRequestError),  # duplicate names
         ([("a", SET, None)], ConfigRequestError),  # null SET
+        ([("cleanup.policy", APPEND, None)], ConfigRequestError),
         ([("retention.ms", APPEND, "1")], ConfigError),  # not a list
         ([("retention.ms", SUBTRACT, "1")], ConfigError),
         ([("a", 9, "1")], UnknownOperation),

@@ -8,10 +8,12 @@ shares this module: it replaces a resource's whole set instead.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from ...config import (
+    DELETE,
     GROUP_KEYS,
     KEYS,
     LIST_CONFIGS,
@@ -98,7 +100,8 @@ async def _broker(ctx: Any, name: str, ops: Ops, incremental: bool, validate_onl
         return key is not None and key.topic_key in LIST_CONFIGS
 
     new = _changed(layer, ops, incremental, is_list, lambda n: _text(config.values.get(n, "")))
-    fixed = [n for n in sorted({n for n, _, _ in ops}) if _not_dynamic(n)]
+    # Deleting a value a static key cannot have is a no-op Kafka accepts; setting one is refused.
+    fixed = [n for n in sorted({n for n, op, _ in ops if op != DELETE}) if _not_dynamic(n)]
     if fixed:
         raise Refused(INVALID_REQUEST, f"Cannot update these configs dynamically: [{', '.join(fixed)}]")
     parsed = {}
@@ -151,6 +154,8 @@ async def _group(ctx: Any, name: str, ops: Ops, incremental: bool, validate_only
 
 async def alter(ctx: Any, resources: Iterable[Any], validate_only: bool, *, incremental: bool) -> list[dict]:
     """One answer per resource, each applied (unless validate_only) or refused on its own."""
+    resources = list(resources)
+    counts = Counter((r.resource_type, r.resource_name) for r in resources)
     out = []
     for r in resources:
         if incremental:
@@ -159,6 +164,8 @@ async def alter(ctx: Any, resources: Iterable[Any], validate_only: bool, *, incr
             ops = [(c.name, 0, c.value) for c in r.configs]
         code, message = NONE, None
         try:
+            if counts[(r.resource_type, r.resource_name)] > 1:
+                raise Refused(INVALID_REQUEST, "Each resource must appear at most once.")
             if r.resource_type == TOPIC:
                 _topic(ctx, r.resource_name, ops, incremental, validate_only)
             elif r.resource_type == BROKER:
