@@ -519,7 +519,10 @@ async def _serve(listen: tuple[str, int], data_dir: Path, config: BrokerConfig) 
         print(f"odradek: {e}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"odradek: cannot listen on {listen[0]}:{listen[1]}: {e.strerror}", file=sys.stderr)
+        if str(e.strerror).startswith("metrics.listen"):  # the metrics endpoint's own address
+            print(f"odradek: cannot listen on {e.strerror}", file=sys.stderr)
+        else:
+            print(f"odradek: cannot listen on {listen[0]}:{listen[1]}: {e.strerror}", file=sys.stderr)
         broker.state.close()
         return 1
     stop = asyncio.Event()
