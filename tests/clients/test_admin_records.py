@@ -289,3 +289,47 @@ def test_max_timestamp_below_the_log_start(broker, topic_name):
     found = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(TIMEOUT)
     assert (found.offset, found.timestamp) == (0, 5000)
     assert _earliest(admin, topic_name) == 2
+
+
+def test_duplicates_and_an_unknown_election_type(broker, topic_name):
+    """DeleteRecords answers once per partition (the last offset given wins); ElectLeaders with an
+    election type other than preferred (0) or unclean (1) is INVALID_REQUEST, as a whole and per partition."""
+    import datetime
+
+    from kio.schema.delete_records.v2.request import DeleteRecordsRequest
+    from kio.schema.elect_leaders.v2.request import ElectLeadersRequest
+
+    _topic_with_records(broker.bootstrap, topic_name, n=5)
+    with WireClient(broker.bootstrap) as w:
+        deleted = w.request(
+            DeleteRecordsRequest,
+            {
+                "topics": [
+                    {
+                        "name": topic_name,
+                        "partitions": [
+                            {"partition_index": 0, "offset": 1},
+                            {"partition_index": 0, "offset": 2},
+                        ],
+                    }
+                ],
+                "timeout": datetime.timedelta(seconds=10),
+            },
+        )
+        elected = w.request(
+            ElectLeadersRequest,
+            {
+                "election_type": 5,
+                "topic_partitions": [{"topic": topic_name, "partitions": [0]}],
+                "timeout": datetime.timedelta(seconds=10),
+            },
+        )
+    assert [
+        (p.partition_index, int(p.error_code), p.low_watermark) for t in deleted.topics for p in t.partitions
+    ] == [(0, 0, 2)]
+    assert int(elected.error_code) == 42
+    assert [
+        (p.partition_id, int(p.error_code))
+        for r in elected.replica_election_results
+        for p in r.partition_result
+    ] == [(0, 42)]

@@ -17,23 +17,28 @@ HIGH_WATERMARK = -1
 
 async def handle(ctx: Any, request: Any) -> dict[str, Any]:
     state = ctx.broker.state
-    topics_out = []
+    # Kafka keys the request by partition: one answer per partition named, the last offset given wins.
+    wanted: dict[str, dict[int, int]] = {}
     for t in request.topics:
-        topic = state.topics.get(t.name)
-        parts_out = []
         for p in t.partitions:
-            out = {"partition_index": p.partition_index, "low_watermark": -1, "error_code": NONE}
+            wanted.setdefault(t.name, {})[p.partition_index] = p.offset
+    topics_out = []
+    for name, partitions in wanted.items():
+        topic = state.topics.get(name)
+        parts_out = []
+        for index, requested in partitions.items():
+            out = {"partition_index": index, "low_watermark": -1, "error_code": NONE}
             parts_out.append(out)
-            if topic is None or not 0 <= p.partition_index < len(topic.partitions):
+            if topic is None or not 0 <= index < len(topic.partitions):
                 out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
                 continue
-            plog = topic.partitions[p.partition_index]
+            plog = topic.partitions[index]
             high_watermark = plog.log_end_offset
-            offset = high_watermark if p.offset == HIGH_WATERMARK else p.offset
+            offset = high_watermark if requested == HIGH_WATERMARK else requested
             if offset < 0 or offset > high_watermark:
                 out["error_code"] = OFFSET_OUT_OF_RANGE
                 continue
-            out["low_watermark"] = await state.set_log_start(topic, p.partition_index, offset)
-            log.info("delete records of %s-%d below %d", t.name, p.partition_index, offset)
-        topics_out.append({"name": t.name, "partitions": parts_out})
+            out["low_watermark"] = await state.set_log_start(topic, index, offset)
+            log.info("delete records of %s-%d below %d", name, index, offset)
+        topics_out.append({"name": name, "partitions": parts_out})
     return {"throttle_time": 0, "topics": topics_out}

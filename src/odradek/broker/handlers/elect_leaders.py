@@ -10,6 +10,7 @@ from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION
 
 ELECTION_NOT_NEEDED = 84
 INVALID_REQUEST = 42
+PREFERRED, UNCLEAN = 0, 1
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
@@ -18,13 +19,14 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
     if request.topic_partitions is None:
         results = [{"topic": name, "partition_result": []} for name in state.topics]
         return {"throttle_time": 0, "error_code": NONE, "replica_election_results": results}
-    if getattr(request, "election_type", 0) not in (0, 1):
-        return {"throttle_time": 0, "error_code": INVALID_REQUEST, "replica_election_results": []}
+    election_type = getattr(request, "election_type", 0)
     for t in request.topic_partitions:
         topic = state.topics.get(t.topic)
         parts = []
         for p in t.partitions:
-            if topic is None:
+            if election_type not in (PREFERRED, UNCLEAN):  # Kafka refuses it as a whole and per partition
+                code, message = INVALID_REQUEST, f"Unknown election type {election_type}"
+            elif topic is None:
                 code, message = UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {t.topic}"
             elif not 0 <= p < len(topic.partitions):
                 code, message = UNKNOWN_TOPIC_OR_PARTITION, f"No such partition as {t.topic}-{p}"
@@ -32,4 +34,5 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                 code, message = ELECTION_NOT_NEEDED, "Leader election not needed for topic partition."
             parts.append({"partition_id": p, "error_code": code, "error_message": message})
         results.append({"topic": t.topic, "partition_result": parts})
-    return {"throttle_time": 0, "error_code": NONE, "replica_election_results": results}
+    top = NONE if election_type in (PREFERRED, UNCLEAN) else INVALID_REQUEST
+    return {"throttle_time": 0, "error_code": top, "replica_election_results": results}
