@@ -367,3 +367,24 @@ def _find_configs(described, kind, name):
 
 def _value(entry):
     return entry["value"] if isinstance(entry, dict) else entry
+
+
+def test_deleting_a_topic_drops_its_committed_offsets(broker, kp_admin, unique):
+    from confluent_kafka import Consumer, TopicPartition
+
+    doomed, kept, group = unique("doomed"), unique("kept"), unique("group")
+    for name in (doomed, kept):
+        Confluent.create_topic(broker.bootstrap, name, 1)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        c.commit(offsets=[TopicPartition(doomed, 0, 3), TopicPartition(kept, 0, 5)], asynchronous=False)
+    finally:
+        c.close()
+
+    def committed() -> dict[str, int]:
+        return {tp.topic: m.offset for tp, m in kp_admin.list_group_offsets(group)[group].items()}
+
+    assert committed() == {doomed: 3, kept: 5}
+    admin = _admin(broker)  # kept referenced: a collected AdminClient fails its pending requests
+    assert _error(admin.delete_topics([doomed])[doomed]) == "ok"
+    _poll("the deleted topic's offsets gone", lambda: committed() == {kept: 5})

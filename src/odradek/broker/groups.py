@@ -216,6 +216,16 @@ class GroupService:
             self.journal.append(records)
             await self.flusher.sync([self.journal])
 
+    def topic_deleted(self, topic: str) -> None:
+        """A deleted topic's committed offsets go from every group, as Kafka's coordinator drops them."""
+        records: list[bytes] = []
+        for group_id in list(self.offsets.groups):
+            gone = [tp for tp in self.offsets.groups[group_id] if tp[0] == topic]
+            records += self.offsets.delete(group_id, gone)
+        if records:
+            self.journal.append(records)
+            self.flusher.mark_dirty([self.journal])
+
     def expire_offsets(self) -> None:
         """offsets.retention.minutes: an Empty group's offsets older than the retention go away."""
         retention_ms = self.config["offsets.retention.minutes"] * 60_000

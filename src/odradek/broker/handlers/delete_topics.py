@@ -44,4 +44,5 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                 continue
             out["topic_id"] = topic.topic_id
         state.delete_topic(topic)
+        ctx.broker.groups.topic_deleted(topic.name)
     return {"throttle_time": 0, "responses": results}
