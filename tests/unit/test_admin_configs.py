@@ -210,3 +210,46 @@ def test_a_group_config_sets_that_groups_session_timeout_and_heartbeat_interval(
     assert {group for group, _ in coordinator.tick(55001)} == {"tuned"}
     coordinator.set_group_config("tuned", None, None)
     assert coordinator.config_for("tuned") == coordinator.config
+
+
+# --------------------------------------------------------------------------------------------------
+# PartitionLog.advance_log_start (DeleteRecords) and reconfigure (altered topic configs)
+
+
+def test_advance_log_start_deletes_whole_segments_only(tmp_path):
+    from odradek.log.partition import OffsetOutOfRange
+
+    from .batches import append_n, open_log, segment_files
+
+    log = open_log(tmp_path / "t-0")
+    stored = append_n(log, 40)  # two records per batch, 1 KiB segments: several segments
+    segments = segment_files(tmp_path / "t-0")
+    assert len(segments) > 3
+    second_base = int(segments[2].stem)
+    target = second_base + 3  # inside the third segment
+    assert log.advance_log_start(target) == target
+    remaining = segment_files(tmp_path / "t-0")
+    assert int(remaining[0].stem) == second_base  # the segment holding the new start stays
+    assert log.log_start_offset == target
+    assert log.size_bytes == sum(s.stat().st_size for s in remaining)
+    with pytest.raises(OffsetOutOfRange):
+        log.read(target - 1, 1 << 20)
+    served = [bytes(b) for b in log.read(target, 1 << 30)]
+    assert served[0] in stored and served[-1] == stored[-1]  # from the batch holding the start on
+    assert log.advance_log_start(1) == target  # never backwards
+    assert log.advance_log_start(10**9) == log.log_end_offset  # never past the log end
+    log.close(clean=True)
+
+
+def test_reconfigure_applies_retention_at_the_next_run(tmp_path):
+    from dataclasses import replace
+
+    from .batches import SMALL, append_n, open_log
+
+    log = open_log(tmp_path / "t-0")
+    append_n(log, 80)
+    assert log.enforce_retention(now_ms=0) == 0  # no size limit yet
+    log.reconfigure(replace(SMALL, retention_bytes=3000))
+    assert log.enforce_retention(now_ms=0) > 0
+    assert log.size_bytes >= 3000
+    log.close(clean=True)
