@@ -99,7 +99,7 @@ def test_confluent_create_topic_with_configs(broker, topic_name):
             ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
             False,
         ), name
-    # Defaults both brokers report the same way (Kafka has ~37 topic keys, Odradek the subset it implements).
+    # Defaults both brokers report the same way (a sample of the 37 topic configs both list).
     for name, value in {
         "segment.bytes": "1073741824",
         "retention.bytes": "-1",

@@ -150,13 +150,15 @@ class Broker:
         return [p for t in self.state.topics.values() for p in t.partitions]
 
     async def _housekeeping(self) -> None:
-        """Background flush of acks<all data, segment rolling by age, and retention."""
-        flush_ms = max(10, self.config["log.flush.interval.ms"])
-        retention_every_ms = max(1000, self.config["log.retention.check.interval.ms"])
-        offsets_every_ms = max(1000, self.config["offsets.retention.check.interval.ms"])
+        """Background flush of acks<all data, segment rolling by age, and retention.
+
+        The intervals are read on every round, so a dynamic broker config (IncrementalAlterConfigs)
+        changes the pace from the next round on."""
         last_retention = last_offsets_check = now_ms()
         while True:
-            await asyncio.sleep(flush_ms / 1000)
+            await asyncio.sleep(max(10, self.config["log.flush.interval.ms"]) / 1000)
+            retention_every_ms = max(1000, self.config["log.retention.check.interval.ms"])
+            offsets_every_ms = max(1000, self.config["offsets.retention.check.interval.ms"])
             now = now_ms()
             logs = self.all_logs()
             dirty = [p for p in logs if p.flushed_offset < p.log_end_offset]
