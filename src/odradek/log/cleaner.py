@@ -289,7 +289,10 @@ def compress(codec: int, data: bytes) -> bytes:
 
 
 def key_digest(key: bytes) -> bytes:
-    """16 bytes per key, as Kafka's map keeps an MD5: memory is bounded whatever the key sizes."""
+    """At most 16 bytes per key, as Kafka's map keeps an MD5: memory is bounded whatever the key sizes.
+    Keys shorter than a digest stand for themselves (no two can collide, nor with a 16-byte digest)."""
+    if len(key) < 16:
+        return key
     return hashlib.blake2b(key, digest_size=16).digest()
 
 

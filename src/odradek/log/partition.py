@@ -140,6 +140,9 @@ class PartitionLog:
         self.first_dirty_offset = 0  # the log cleaner's checkpoint: everything below was compacted
         self._written_first_dirty = 0
         self._clean_lock = threading.Lock()  # held by a cleaning worker; close and delete wait for it
+        # Once cleaned (the checkpoint file is written before the first swap), a log may have gaps between
+        # batches; recovery of any other log still treats a gap as damage.
+        self._compacted = False
 
     # -- opening and recovery ----------------------------------------------------------------------
 
@@ -192,6 +195,7 @@ class PartitionLog:
 
     def _recover(self, now_ms: int) -> None:
         names = self._finish_swaps(os.listdir(self.directory))
+        self._compacted = CLEANER_CHECKPOINT_FILE in names
         if not names:
             self._segments = [Segment(self.directory, 0, files_created=False)]
             return
@@ -239,7 +243,7 @@ class PartitionLog:
                     len(segments) - i,
                 )
                 break
-            good, problem = seg.recover(interval, sealed=not last)
+            good, problem = seg.recover(interval, sealed=not last, compacted=self._compacted)
             if problem is not None:
                 file_size = os.fstat(seg.fd_open()).st_size
                 seg.truncate_file(good)
@@ -667,7 +671,7 @@ class PartitionLog:
                 position = seg.locate(offset)
                 assert position is not None, f"offset {offset} inside the log has no batch"
                 seg.truncate_file(position)
-                seg.recover(self.config.index_interval_bytes, sealed=False)
+                seg.recover(self.config.index_interval_bytes, sealed=False, compacted=self._compacted)
                 seg.rewrite_index_files_if_changed()
                 if seg.size == 0:
                     seg.roll_base_ms = None
@@ -727,10 +731,12 @@ class PartitionLog:
     # loop, so neither can see a half-swapped list.
 
     def _load_cleaner_checkpoint(self) -> None:
-        try:
-            value = int((self.directory / CLEANER_CHECKPOINT_FILE).read_text().strip())
-        except (OSError, ValueError):
-            value = self.log_start_offset
+        value = self.log_start_offset
+        if self._compacted:  # the file was listed by recovery: no extra system call for other logs
+            try:
+                value = int((self.directory / CLEANER_CHECKPOINT_FILE).read_text().strip())
+            except (OSError, ValueError):
+                pass
         self.first_dirty_offset = self._written_first_dirty = max(value, self.log_start_offset)
 
     def write_cleaner_checkpoint(self) -> None:
@@ -906,6 +912,11 @@ class PartitionLog:
                 write_synced(path, data)
             mtime = olds[-1].log_path.stat().st_mtime
             os.utime(cleaned_path, (mtime, mtime))  # retention of compact,delete judges cleaned segments so
+            if not self._compacted:  # from now on this log may have gaps: say so durably, first
+                replace_durably(
+                    self.directory / CLEANER_CHECKPOINT_FILE, f"{self.first_dirty_offset}\n".encode()
+                )
+                self._compacted = True
             _test_kill("cleaned")
             swap = self.directory / f"{segment_name(base)}{_LOG_SUFFIX}.{segment_name(upto)}{SWAP_SUFFIX}"
             os.replace(cleaned_path, swap)

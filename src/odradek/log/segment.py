@@ -205,8 +205,9 @@ class Segment:
 
     # -- recovery ----------------------------------------------------------------------------------
 
-    def recover(self, interval: int, *, sealed: bool) -> tuple[int, str | None]:
-        """Validate every batch and rebuild the in-memory indexes.
+    def recover(self, interval: int, *, sealed: bool, compacted: bool = False) -> tuple[int, str | None]:
+        """Validate every batch and rebuild the in-memory indexes. In a ``compacted`` log, gaps between
+        batches and batches with fewer records than offsets (the cleaner's doing) are expected.
 
         Returns (position after the last good batch, problem or None). Stops at the first torn, corrupt
         or out-of-sequence batch; the caller decides to cut there.
@@ -234,13 +235,15 @@ class Segment:
             if rel + size > len(buf):
                 buf = os.pread(fd, min(max(SCAN_CHUNK_BYTES, size), left), pos)
                 buf_pos, rel = pos, 0
-            header = validate_stored_batch(buf, rel, rel + size) or _cleaned_batch(buf, rel, size)
+            header = validate_stored_batch(buf, rel, rel + size)
+            if header is None and compacted:
+                header = _cleaned_batch(buf, rel, size)
             if header is None:
                 problem = "corrupt batch (magic, record count or CRC32C mismatch)"
                 break
-            # Compaction leaves gaps between batches; offsets never go backwards.
-            if base_offset < self.next_offset:
-                problem = f"batch base offset {base_offset} where {self.next_offset} or more was expected"
+            if base_offset < self.next_offset or (base_offset != self.next_offset and not compacted):
+                expected = f"{self.next_offset} or more" if compacted else str(self.next_offset)
+                problem = f"batch base offset {base_offset} where {expected} was expected"
                 break
             self._account(pos, base_offset, header.last_offset, header.max_timestamp, size, interval)
             pos += size
