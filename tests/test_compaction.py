@@ -94,3 +94,30 @@ def test_compacted_topic_keeps_the_last_value_per_key(fast_cleaner_broker, topic
         assert first.error() is None and first.offset() == min(o for o, _, _ in rows if o > gone)
     finally:
         c.close()
+
+
+def test_compaction_turned_on_at_run_time(fast_cleaner_broker, topic_name, group_name) -> None:
+    """A topic created with cleanup.policy=delete and altered to compact (IncrementalAlterConfigs) is
+    compacted from then on: the cleaner reads topic configs afresh every pass."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    bootstrap = fast_cleaner_broker.bootstrap
+    _create(bootstrap, topic_name, {"segment.ms": str(SEGMENT_MS)})
+    records = [(b"k%d" % (i % 3), b"v%d" % i) for i in range(12)]
+    _produce(bootstrap, topic_name, records)
+    entries = [
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in (("cleanup.policy", "compact"), ("min.cleanable.dirty.ratio", "0.01"))
+    ]
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic_name, incremental_configs=entries)
+    a = admin(bootstrap)  # kept alive until the answer is in
+    a.incremental_alter_configs([resource])[resource].result(30)
+    time.sleep(SEGMENT_MS / 1000 + 0.3)
+    _produce(bootstrap, topic_name, [(b"roll", b"r")])
+    expected = [(9, b"k0", b"v9"), (10, b"k1", b"v10"), (11, b"k2", b"v11"), (12, b"roll", b"r")]
+
+    def compacted():
+        rows = _rows(bootstrap, topic_name, group_name)
+        return rows if len(rows) == len(expected) else None
+
+    assert wait_until(compacted, 60, "compaction after the policy changed", interval=0.5) == expected
