@@ -1,9 +1,10 @@
 """What incremental fetch sessions (KIP-227) save: ``python -m bench.fetch_sessions [--quick]``.
 
-One consumer of a 500-partition topic (kafka-python, which keeps fetch sessions; librdkafka does not),
-in its own process, against three brokers in turn: Odradek with sessions (the default), Odradek with
+One consumer of a 500-partition topic (kafka-python, which keeps fetch sessions), in its own process,
+against three brokers in turn: Odradek with sessions (the default), Odradek with
 ``max.incremental.fetch.session.cache.slots=0`` (every fetch a full one) and Apache Kafka 4.4 with its
-defaults. Every connection goes through a counting proxy in this process (the broker advertises the
+defaults; a fourth column reads Odradek with librdkafka (confluent-kafka), which never asks for a
+session. Every connection goes through a counting proxy in this process (the broker advertises the
 proxy's address), which sees each request and response frame: Fetch requests per second and bytes per
 Fetch request and response. Broker CPU is ``utime+stime`` of its process per wall second. Two phases:
 ``idle`` (nothing produced: the consumer long-polls) and ``trickle`` (a producer here sends one 100-byte
@@ -53,7 +54,10 @@ SPECS = [
         {"max.incremental.fetch.session.cache.slots": "0"},
     ),
     BrokerSpec("kafka", "kafka", f"Kafka {KAFKA_VERSION}", "", {}),
+    # The same broker as the first column, read by librdkafka (which never asks for a session).
+    BrokerSpec("odradek-librdkafka", "odradek", "Odradek, librdkafka", "", {}),
 ]
+CLIENTS = {"odradek-librdkafka": "confluent-kafka"}  # the consumer of each column; else kafka-python
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,13 +154,15 @@ class CountingProxy:
 # The consumer (its own process)
 
 
-def consume(bootstrap: str, topic: str, partitions: int, seconds: float) -> None:
+def consume(client: str, bootstrap: str, topic: str, partitions: int, seconds: float) -> None:
     """Assign every partition, say ``ready`` once positioned, then record each record's latency (ns) until
     a line on stdin (or ``seconds``), and print them as JSON."""
-    from kafka import KafkaConsumer, TopicPartition
-
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    if client == "confluent-kafka":
+        _consume_librdkafka(bootstrap, topic, partitions, seconds, stop)
+        return
+    from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False
@@ -175,6 +181,28 @@ def consume(bootstrap: str, topic: str, partitions: int, seconds: float) -> None
     sessions = [h.next_metadata.session_id for h in consumer._fetcher._session_handlers.values()]
     consumer.close()
     print(json.dumps({"records": seen, "session_ids": sessions}), flush=True)
+
+
+def _consume_librdkafka(bootstrap: str, topic: str, partitions: int, seconds: float, stop: threading.Event):
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-fetch-sessions", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    settle = time.monotonic() + 3  # librdkafka resolves the start offsets in the background
+    while time.monotonic() < settle:
+        consumer.poll(0.1)
+    print("ready", flush=True)
+    seen: list[tuple[int, int]] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stop.is_set():
+        for m in consumer.consume(num_messages=1000, timeout=0.2):
+            if m.error() is None:
+                now = time.monotonic_ns()
+                seen.append((now, now - int(m.value()[:19])))
+    consumer.close()
+    print(json.dumps({"records": seen, "session_ids": []}), flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,7 +274,17 @@ def run_one(spec: BrokerSpec, args: argparse.Namespace, work: Path) -> dict:
                 break
             time.sleep(0.2)
         limit_s = args.warmup + args.idle + args.trickle + 120
-        argv = [sys.executable, "-m", "bench.fetch_sessions", "consume", bootstrap, topic, str(PARTITIONS)]
+        client = CLIENTS.get(spec.name, "kafka-python")
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.fetch_sessions",
+            "consume",
+            client,
+            bootstrap,
+            topic,
+            str(PARTITIONS),
+        ]
         consumer = subprocess.Popen(
             [*argv, str(limit_s)],
             cwd=Path(__file__).resolve().parents[1],
@@ -281,6 +319,7 @@ def run_one(spec: BrokerSpec, args: argparse.Namespace, work: Path) -> dict:
     trickle["latency_mean_ms"] = statistics.fmean(latencies_ms) if latencies_ms else float("nan")
     return {
         "label": spec.label,
+        "consumer": client,
         "settings": spec.settings,
         "session_ids": seen["session_ids"],
         "idle": idle,
@@ -327,7 +366,7 @@ def table(results: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "consume":
-        consume(argv[1], argv[2], int(argv[3]), float(argv[4]))
+        consume(argv[1], argv[2], argv[3], int(argv[4]), float(argv[5]))
         return 0
     ap = argparse.ArgumentParser(prog="python -m bench.fetch_sessions", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short phases (2 s each)")
@@ -343,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {spec.label}", file=sys.stderr, flush=True)
             results[spec.name] = run_one(spec, args, Path(tmp))
     print(
-        f"consumer: kafka-python, {PARTITIONS} partitions; trickle: a record every "
+        f"consumer: kafka-python (librdkafka where named), {PARTITIONS} partitions; trickle: a record every "
         f"{TRICKLE_INTERVAL_S * 1000:.0f} ms; idle {args.idle:.0f} s, trickle {args.trickle:.0f} s"
     )
     print(table(results))
