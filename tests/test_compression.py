@@ -442,3 +442,28 @@ def test_broker_default_compression_type_and_level(request, unique, kind: str) -
     assert read_header(stored["own"]).codec == CODEC["gzip"]
     level_19 = len(compress(CODEC["zstd"], bytes(batch[HEADER_SIZE:]), Levels(zstd=19)))
     assert len(stored["default"]) - HEADER_SIZE > 2 * level_19, "the broker's level -100 was used"
+
+
+def test_zstd_batches_are_served_to_fetch_versions_before_10_as_kafka_4_does(broker, unique) -> None:
+    """KIP-110 once refused zstd to Fetch below v10 (UNSUPPORTED_COMPRESSION_TYPE); Kafka 4.4, which no
+    longer down-converts, serves the stored batch to v9 as to v12."""
+    from kio.schema.fetch.v9.request import FetchRequest as FetchRequestV9
+
+    topic = unique("zstd-old-fetch")
+    create_topic(broker.bootstrap, topic, {"compression.type": "zstd"})
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "lz4", "linger.ms": 0})
+    p.produce(topic, b"v", key=b"k")
+    assert p.flush(30) == 0
+    body = _fetch(topic, 0)
+    for key in ("rack_id", "forgotten_topics_data"):
+        body.pop(key)
+    for part in body["topics"][0]["partitions"]:
+        part.pop("last_fetched_epoch")
+    body["forgotten_topics_data"] = []
+    with WireClient(broker.bootstrap) as c:
+        old = c.request(FetchRequestV9, body).responses[0].partitions[0]
+        new = c.request(FetchRequest, _fetch(topic, 0)).responses[0].partitions[0]
+    assert int(new.error_code) == 0 and new.records
+    assert int(old.error_code) == 0, old
+    assert bytes(old.records) == bytes(new.records)
+    assert read_header(bytes(old.records), 0).attributes & 7 == CODEC["zstd"]
