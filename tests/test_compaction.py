@@ -121,3 +121,51 @@ def test_compaction_turned_on_at_run_time(fast_cleaner_broker, topic_name, group
         return rows if len(rows) == len(expected) else None
 
     assert wait_until(compacted, 60, "compaction after the policy changed", interval=0.5) == expected
+
+
+CODECS = ("gzip", "snappy", "lz4", "zstd")
+
+
+def test_compacted_compressed_batches_are_read_by_two_clients(fast_cleaner_broker, unique) -> None:
+    """Batches the cleaner rewrote (re-compressed with the producer's codec) are read alike by librdkafka
+    and kafka-python."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KTopicPartition
+
+    bootstrap = fast_cleaner_broker.bootstrap
+    topics = {codec: unique(codec) for codec in CODECS}
+    for topic in topics.values():
+        _create(bootstrap, topic, TOPIC_CONFIG)
+    for codec, topic in topics.items():
+        p = Producer(
+            {"bootstrap.servers": bootstrap, "compression.type": codec, "linger.ms": 50, "log_level": 0}
+        )
+        for i in range(600):
+            p.produce(topic, (b"value-%d-" % i) * 20, b"k%02d" % (i % 20), partition=0)
+        assert p.flush(30) == 0
+    time.sleep(SEGMENT_MS / 1000 + 0.3)
+    for topic in topics.values():
+        _produce(bootstrap, topic, [(b"roll", b"r")])
+    for codec, topic in topics.items():
+        expected = sorted([(580 + k, b"k%02d" % k, (b"value-%d-" % (580 + k)) * 20) for k in range(20)])
+        expected.append((600, b"roll", b"r"))
+        group = unique("g")
+
+        def compacted(topic=topic, expected=expected, group=group):
+            rows = _rows(bootstrap, topic, group)
+            return rows if len(rows) == len(expected) else None
+
+        assert wait_until(compacted, 60, f"{codec} topic compacted", interval=0.5) == expected
+        c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        try:
+            tp = KTopicPartition(topic, 0)
+            c.assign([tp])
+            c.seek(tp, 0)
+            got: list = []
+            deadline = time.monotonic() + 20
+            while len(got) < len(expected) and time.monotonic() < deadline:
+                for msgs in c.poll(timeout_ms=200).values():
+                    got += [(m.offset, m.key, m.value) for m in msgs]
+            assert got == expected, codec
+        finally:
+            c.close()
