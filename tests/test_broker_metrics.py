@@ -353,6 +353,19 @@ def test_a_kip848_group_shows_its_members_and_rebalances(odradek_run: OdradekRun
     )
 
 
+def test_fetch_sessions_are_counted(odradek_run: OdradekRun) -> None:
+    from test_fetch_sessions import fetch, open_session
+
+    before = value(scrape(odradek_run.address), "odradek_fetch_sessions")
+    with WireClient(odradek_run.broker.bootstrap) as c:
+        session = open_session(c, {(odradek_run.plain, 0): 0})
+        samples = scrape(odradek_run.address)
+        assert value(samples, "odradek_fetch_sessions") == before + 1
+        assert value(samples, "odradek_fetch_session_partitions") >= 1
+        assert fetch(c, session, -1).error_code == 0  # epoch -1 closes it
+    assert value(scrape(odradek_run.address), "odradek_fetch_sessions") == before
+
+
 def test_a_transaction_past_its_timeout_counts_as_timed_out_and_aborted(
     odradek_run: OdradekRun, unique
 ) -> None:

@@ -273,6 +273,8 @@ class Snapshot:
     open_transactions: int = 0
     transactions_begun: int = 0
     connections: int = 0
+    # (sessions, partitions cached, evictions) of the fetch session cache (KIP-227)
+    fetch_sessions: tuple[int, int, int] = (0, 0, 0)
     omitted: int = 0
     hot: HotCounts | None = None  # the event counts, copied in the same loop step
 
@@ -306,6 +308,10 @@ def take_snapshot(broker: Any, ended_transactions: int, limit: int = STATE_SERIE
         (group_id, "consumer", len(g.members)) for group_id, g in broker.groups.consumer.groups.items()
     ]
     open_txns = sum(1 for t in broker.txns.coordinator.txns.values() if t.state in _OPEN_TXN)
+    sessions = getattr(broker, "fetch_sessions", None)  # made by the first Fetch
+    fetch_sessions = (0, 0, 0)
+    if sessions is not None:
+        fetch_sessions = (len(sessions), sessions.total_partitions, sessions.evictions)
     return Snapshot(
         partitions,
         lag,
@@ -315,6 +321,7 @@ def take_snapshot(broker: Any, ended_transactions: int, limit: int = STATE_SERIE
         # open, so the count of those begun is exact without a hook inside the pure coordinator.
         transactions_begun=ended_transactions + open_txns,
         connections=broker.connection_count(),
+        fetch_sessions=fetch_sessions,
         omitted=omitted,
     )
 
@@ -665,6 +672,20 @@ class _StateCollector:
         )
         yield GaugeMetricFamily(
             "odradek_connections_open", "Open client connections.", value=snap.connections
+        )
+        sessions, cached, evicted = snap.fetch_sessions
+        yield GaugeMetricFamily(
+            "odradek_fetch_sessions", "Incremental fetch sessions in the cache (KIP-227).", value=sessions
+        )
+        yield GaugeMetricFamily(
+            "odradek_fetch_session_partitions",
+            "Partitions held by all incremental fetch sessions.",
+            value=cached,
+        )
+        yield CounterMetricFamily(
+            "odradek_fetch_session_evictions",
+            "Incremental fetch sessions evicted to make room for others.",
+            value=evicted,
         )
         yield GaugeMetricFamily(
             "odradek_metrics_series_omitted",
