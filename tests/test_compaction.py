@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from support.kit import admin, read_to_end, wait_until
+from support.odradek import OdradekBroker
 
 pytestmark = pytest.mark.differential
 
@@ -128,7 +129,7 @@ CODECS = ("gzip", "snappy", "lz4", "zstd")
 
 def test_compacted_compressed_batches_are_read_by_two_clients(fast_cleaner_broker, unique) -> None:
     """Batches the cleaner rewrote (re-compressed with the producer's codec) are read alike by librdkafka
-    and kafka-python."""
+    and kafka-python, and on Odradek by the Java client too."""
     from kafka import KafkaConsumer
     from kafka import TopicPartition as KTopicPartition
 
@@ -169,3 +170,28 @@ def test_compacted_compressed_batches_are_read_by_two_clients(fast_cleaner_broke
             assert got == expected, codec
         finally:
             c.close()
+    if isinstance(fast_cleaner_broker, OdradekBroker):  # ...and by the Java client (Kafka's console consumer)
+        from collections import Counter
+
+        from support.kafka import run_kafka_tool
+
+        out = run_kafka_tool(
+            "org.apache.kafka.tools.consumer.ConsoleConsumer",
+            "--bootstrap-server",
+            bootstrap,
+            "--include",
+            "|".join(topics.values()),
+            "--from-beginning",
+            "--max-messages",
+            str(len(CODECS) * len(expected)),
+            "--timeout-ms",
+            "30000",
+            "--property",
+            "print.key=true",
+            "--property",
+            "print.offset=true",
+            check=False,
+        )
+        lines = Counter(line for line in out.stdout.splitlines() if line.startswith("Offset:"))
+        want = Counter(f"Offset:{o}\t{k.decode()}\t{v.decode()}" for o, k, v in expected for _ in CODECS)
+        assert lines == want, out.stderr[-2000:]
