@@ -195,3 +195,33 @@ def test_compacted_compressed_batches_are_read_by_two_clients(fast_cleaner_broke
         lines = Counter(line for line in out.stdout.splitlines() if line.startswith("Offset:"))
         want = Counter(f"Offset:{o}\t{k.decode()}\t{v.decode()}" for o, k, v in expected for _ in CODECS)
         assert lines == want, out.stderr[-2000:]
+
+
+def test_aborted_transactions_leave_a_compacted_topic(
+    fast_cleaner_broker, topic_name, group_name, unique
+) -> None:
+    """Compaction removes the records of an aborted transaction (even read_uncommitted no longer sees
+    them) and keeps the last committed value of each key, on both brokers."""
+    bootstrap = fast_cleaner_broker.bootstrap
+    _create(bootstrap, topic_name, TOPIC_CONFIG)
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": unique("txn"), "log_level": 0})
+    p.init_transactions(30)
+    for n, commit in enumerate((True, False, True, False)):
+        p.begin_transaction()
+        for k in range(3):
+            p.produce(topic_name, b"t%d" % n, b"k%d" % k, partition=0)
+        assert p.flush(30) == 0  # the aborted records too reach the log before the abort
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+    time.sleep(SEGMENT_MS / 1000 + 0.3)
+    _produce(bootstrap, topic_name, [(b"roll", b"r")])
+
+    def compacted():
+        rows = _rows(bootstrap, topic_name, group_name)
+        return rows if len(rows) == 4 else None
+
+    rows = wait_until(compacted, 60, "aborted records and older values compacted away", interval=0.5)
+    # Offsets: each transaction takes three records and a marker, so the third one starts at 8.
+    assert rows == [(8, b"k0", b"t2"), (9, b"k1", b"t2"), (10, b"k2", b"t2"), (16, b"roll", b"r")]
