@@ -11,6 +11,7 @@ from crc32c import crc32c
 
 from odradek.log import LogConfig, PartitionLog
 from odradek.log import cleaner as lc
+from odradek.protocol.recompress import compress
 from odradek.protocol.record_decode import records
 from odradek.protocol.records import (
     ATTR_TRANSACTIONAL,
@@ -40,7 +41,7 @@ def kbatch(
     body = b"".join(record(i, i, k, v) for i, (k, v) in enumerate(pairs))
     attributes = (ATTR_TRANSACTIONAL if transactional else 0) | codec
     if codec:
-        body = lc.compress(codec, body)
+        body = compress(codec, body)
     after = (
         _AFTER_CRC.pack(
             attributes,

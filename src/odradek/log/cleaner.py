@@ -30,7 +30,6 @@ recomputed.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import heapq
 import struct
@@ -38,9 +37,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import cramjam
 from crc32c import crc32c
 
+from odradek.protocol.recompress import compress  # Kafka's framings: Xerial snappy, independent lz4 blocks
 from odradek.protocol.record_decode import RecordDecodeError, decompress
 from odradek.protocol.records import (
     ATTR_CODEC_MASK,
@@ -58,8 +57,6 @@ MAP_ENTRY_BYTES = 24  # Kafka's accounting: a 16-byte key digest and an 8-byte o
 MAP_LOAD_FACTOR = 0.9  # log.cleaner.io.buffer.load.factor
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _I16 = struct.Struct(">h")
-_XERIAL_HEADER = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
-_XERIAL_BLOCK = 32 * 1024
 
 
 class CleanerError(Exception):
@@ -288,27 +285,6 @@ def raw_records(body: memoryview, count: int) -> Iterator[RawRecord]:
             offset_delta, ts_delta, key, has_value, attributes, body[rest_start:end], body[start:end]
         )
         pos = end
-
-
-def compress(codec: int, data: bytes) -> bytes:
-    """The inverse of record_decode.decompress, in the framings Kafka clients read."""
-    if codec == 0:
-        return data
-    if codec == 1:
-        return gzip.compress(data, compresslevel=6, mtime=0)
-    if codec == 2:  # Xerial framing, as the Java client writes it; librdkafka reads it too
-        out = bytearray(_XERIAL_HEADER)
-        for i in range(0, len(data), _XERIAL_BLOCK):
-            block = bytes(cramjam.snappy.compress_raw(data[i : i + _XERIAL_BLOCK]))
-            out += struct.pack(">i", len(block)) + block
-        return bytes(out)
-    if codec == 3:  # LZ4 frame, independent blocks: what the Java client's KafkaLZ4BlockInputStream reads
-        c = cramjam.lz4.Compressor(content_checksum=False, block_linked=False)
-        c.compress(data)
-        return bytes(c.finish())
-    if codec == 4:
-        return bytes(cramjam.zstd.compress(data))
-    raise CleanerError(f"unknown compression codec {codec}")
 
 
 def key_digest(key: bytes) -> bytes:
