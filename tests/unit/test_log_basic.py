@@ -294,18 +294,22 @@ def test_flush_in_thread_while_appending(tmp_path: Path) -> None:
     assert read_all(open_log(path)) == stored
 
 
-def test_opening_many_partitions_is_fast(tmp_path: Path) -> None:
+def test_opening_many_partitions_holds_no_descriptors(tmp_path: Path) -> None:
+    """Start-up cost scales with what opening a partition does; a partition opened (fresh, or clean after
+    writes) holds no file descriptor until it is used. Start-up time itself is measured in bench/."""
+
+    def open_fds() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
     for i in range(1000):
-        (tmp_path / f"t-{i}").mkdir()  # mkdir cost is the filesystem's, not ours: keep it out of the timing
-    started = time.perf_counter()
+        (tmp_path / f"t-{i}").mkdir()
+    before = open_fds()
     logs = [open_log(tmp_path / f"t-{i}") for i in range(1000)]
-    fresh_s = time.perf_counter() - started
-    assert fresh_s < 0.5, f"opening 1000 empty partitions took {fresh_s:.3f}s"
+    assert open_fds() <= before + 2, "opening empty partitions left descriptors open"
     for log in logs[:200]:
         append_n(log, 3)
         log.close(clean=True)
-    started = time.perf_counter()
+    before = open_fds()
     reopened = [open_log(tmp_path / f"t-{i}") for i in range(200)]
-    again_s = time.perf_counter() - started
     assert all(r.log_end_offset == 6 for r in reopened)
-    assert again_s < 0.5, f"reopening 200 small partitions took {again_s:.3f}s"
+    assert open_fds() <= before + 2, "reopening partitions left descriptors open"
