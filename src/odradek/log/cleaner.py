@@ -40,7 +40,7 @@ from typing import NamedTuple
 from crc32c import crc32c
 
 from odradek.protocol.recompress import compress  # Kafka's framings: Xerial snappy, independent lz4 blocks
-from odradek.protocol.record_decode import RecordDecodeError, decompress
+from odradek.protocol.record_decode import RecordDecodeError, decompress, read_varint
 from odradek.protocol.records import (
     ATTR_CODEC_MASK,
     CONTROL_ABORT,
@@ -50,6 +50,7 @@ from odradek.protocol.records import (
     LOG_OVERHEAD,
     BatchHeader,
     read_header,
+    zigzag_varint,
 )
 
 ATTR_DELETE_HORIZON = 0x40  # KIP-534: the base timestamp holds the delete horizon
@@ -209,32 +210,10 @@ class RawRecord(NamedTuple):
 
 
 def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    # Hand-written: the zigzag varints of Kafka's record format have no maintained Python codec.
-    raw = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise CleanerError("varint runs past the batch")
-        b = buf[pos]
-        pos += 1
-        raw |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (raw >> 1) ^ -(raw & 1), pos
-        shift += 7
-        if shift > 63:
-            raise CleanerError("varint too long")
-
-
-def _zigzag(value: int) -> bytes:
-    v = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+    try:
+        return read_varint(buf, pos)
+    except RecordDecodeError as e:
+        raise CleanerError(str(e)) from None
 
 
 def raw_records(body: memoryview, count: int) -> Iterator[RawRecord]:
@@ -548,11 +527,11 @@ def rebuild_batch(h: BatchHeader, kept: Sequence[RawRecord], horizon_ms: int | N
             else:
                 inner = (
                     bytes((r.attributes,))
-                    + _zigzag(old_base_ts + r.timestamp_delta - base_ts)
-                    + _zigzag(r.offset_delta)
+                    + zigzag_varint(old_base_ts + r.timestamp_delta - base_ts)
+                    + zigzag_varint(r.offset_delta)
                     + bytes(r.rest)
                 )
-                parts.append(_zigzag(len(inner)) + inner)
+                parts.append(zigzag_varint(len(inner)) + inner)
         body = compress(h.codec, b"".join(parts))
     length = HEADER_SIZE - LOG_OVERHEAD + len(body)
     out = bytearray(

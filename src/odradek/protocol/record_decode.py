@@ -63,7 +63,9 @@ def _snappy(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """One zigzag varint of Kafka's record format at ``pos``: (value, position after it)."""
+    # Hand-written: the zigzag varints of Kafka's record format have no maintained Python codec.
     raw = 0
     shift = 0
     while True:
@@ -80,7 +82,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
-    n, pos = _varint(buf, pos)
+    n, pos = read_varint(buf, pos)
     if n < 0:
         return None, pos
     if pos + n > len(buf):
@@ -94,16 +96,16 @@ def records(batch: bytes | memoryview, header: BatchHeader | None = None) -> Ite
     body = decompress(h.codec, memoryview(batch)[HEADER_SIZE : h.size])
     pos = 0
     for _ in range(h.record_count):
-        length, pos = _varint(body, pos)
+        length, pos = read_varint(body, pos)
         end = pos + length
         if end > len(body):
             raise RecordDecodeError("record runs past the batch")
         pos += 1  # attributes
-        ts_delta, pos = _varint(body, pos)
-        offset_delta, pos = _varint(body, pos)
+        ts_delta, pos = read_varint(body, pos)
+        offset_delta, pos = read_varint(body, pos)
         key, pos = _bytes(body, pos)
         value, pos = _bytes(body, pos)
-        n_headers, pos = _varint(body, pos)
+        n_headers, pos = read_varint(body, pos)
         headers = []
         for _ in range(max(n_headers, 0)):
             hk, pos = _bytes(body, pos)

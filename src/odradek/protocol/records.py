@@ -196,7 +196,8 @@ CONTROL_ABORT = 0
 CONTROL_COMMIT = 1
 
 
-def _zigzag_varint(value: int) -> bytes:
+def zigzag_varint(value: int) -> bytes:
+    """``value`` as a zigzag varint of Kafka's record format."""
     v = (value << 1) ^ (value >> 63)
     out = bytearray()
     while True:
@@ -218,15 +219,15 @@ def build_control_batch(
     value = struct.pack(">hi", 0, coordinator_epoch)
     body = (
         b"\x00"  # record attributes
-        + _zigzag_varint(0)  # timestamp delta
-        + _zigzag_varint(0)  # offset delta
-        + _zigzag_varint(len(key))
+        + zigzag_varint(0)  # timestamp delta
+        + zigzag_varint(0)  # offset delta
+        + zigzag_varint(len(key))
         + key
-        + _zigzag_varint(len(value))
+        + zigzag_varint(len(value))
         + value
-        + _zigzag_varint(0)  # headers
+        + zigzag_varint(0)  # headers
     )
-    record = _zigzag_varint(len(body)) + body
+    record = zigzag_varint(len(body)) + body
     length = HEADER_SIZE - LOG_OVERHEAD + len(record)
     attributes = ATTR_TRANSACTIONAL | ATTR_CONTROL
     batch = bytearray(
