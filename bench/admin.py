@@ -18,11 +18,9 @@ ratios of one run are what to compare.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/admin.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "bench"
+
+from bench.side import run_client, run_dirs  # noqa: E402 (after the path set-up above)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BROKERS = ("odradek", "kafka")
@@ -161,19 +161,10 @@ def run_all(names: list[str], args: argparse.Namespace, log_dir: Path) -> dict:
             "warmup": args.warmup,
         }
         print("   measuring (the brokers take turns, one request each)", flush=True)
-        with open(log_dir / "client.stderr", "w") as err:
-            proc = subprocess.run(
-                [sys.executable, "-m", "bench.admin", "--client", json.dumps(params)],
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                timeout=CLIENT_TIMEOUT_S,
-                cwd=Path(__file__).resolve().parents[1],
-            )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"client exit {proc.returncode}; see {log_dir / 'client.stderr'}")
-        for name, results in json.loads(lines[-1][7:]).items():
+        result = run_client("admin", params, log_dir / "client.stderr", CLIENT_TIMEOUT_S)
+        if result is None:
+            raise RuntimeError(f"the client failed; see {log_dir / 'client.stderr'}")
+        for name, results in result.items():
             entries[name]["results"] = results
     finally:
         for name, broker in started.items():
@@ -222,10 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(n not in BROKERS for n in names):
         print(f"choose brokers from {', '.join(BROKERS)}", file=sys.stderr)
         return 2
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    log_dir = args.results_dir / f"{stamp}-admin-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp, log_dir = run_dirs(args.results_dir, "admin")
     report: dict = {
         "bench": "admin",
         "started": stamp,

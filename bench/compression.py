@@ -15,12 +15,10 @@ directory: ``odradek`` and ``kafka`` (defaults). Compare the ratios of one run; 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/compression.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "bench"
+
+from bench.side import run_client, run_dirs  # noqa: E402 (after the path set-up above)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BROKERS = ("odradek", "kafka")
@@ -183,20 +183,10 @@ def _run_row(broker, topic: str, topic_codec: str, producer_codec: str, args, st
     _create_topic(broker.bootstrap, topic, topic_codec)
     params = {"bootstrap": broker.bootstrap, "topic": topic, "codec": producer_codec, "seconds": args.seconds}
     cpu0 = cpu_seconds(broker.pid)
-    with open(stderr, "a") as err:
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.compression", "--client", json.dumps(params)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            timeout=CLIENT_TIMEOUT_S,
-            cwd=Path(__file__).resolve().parents[1],
-        )
+    r = run_client("compression", params, stderr, CLIENT_TIMEOUT_S)
     cpu = cpu_seconds(broker.pid) - cpu0
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        return {"error": f"client exit {proc.returncode}; see {stderr}"}
-    r = json.loads(lines[-1][7:])
+    if r is None:
+        return {"error": f"the client failed; see {stderr}"}
     if r["errors"]:
         return {"error": f"delivery errors: {r['errors'][:3]}"}
     r["msg_per_s"] = r["acked"] / r["elapsed_s"]
@@ -259,10 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown broker(s) {', '.join(unknown)}; choose from {', '.join(BROKERS)}", file=sys.stderr)
         return 2
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    log_dir = args.results_dir / f"{stamp}-compression-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp, log_dir = run_dirs(args.results_dir, "compression")
     report: dict = {
         "bench": "compression",
         "started": stamp,
