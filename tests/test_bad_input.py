@@ -12,7 +12,6 @@ import time
 
 import pytest
 from crc32c import crc32c
-from kafka.record.default_records import DefaultRecordBatchBuilder
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.create_topics.v7.request import CreateTopicsRequest
 from kio.schema.fetch.v12.request import FetchRequest
@@ -20,7 +19,7 @@ from kio.schema.list_offsets.v7.request import ListOffsetsRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 from kio.schema.produce.v9.request import ProduceRequest
 
-from wire import WireClient
+from wire import WireClient, fetch_body, record_batch
 
 pytestmark = pytest.mark.differential
 
@@ -31,18 +30,7 @@ INVALID_RECORD = 87
 
 
 def make_batch(n: int = 3, value_size: int = 10) -> bytearray:
-    b = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=False,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 22,
-    )
-    for i in range(n):
-        b.append(i, timestamp=None, key=f"k{i}".encode(), value=b"v" * value_size, headers=[])
-    return bytearray(b.build())
+    return bytearray(record_batch([(f"k{i}".encode(), b"v" * value_size) for i in range(n)]))
 
 
 def reseal(batch: bytearray) -> bytearray:
@@ -109,35 +97,7 @@ def latest_offset(client: WireClient, topic: str) -> int:
 
 def fetch_one(client: WireClient, topic: str, offset: int) -> object:
     """One Fetch v12 of partition 0 from ``offset``; returns that partition's response."""
-    resp = client.request(
-        FetchRequest,
-        {
-            "replica_id": -1,
-            "max_wait": datetime.timedelta(milliseconds=10),
-            "min_bytes": 1,
-            "max_bytes": 1 << 20,
-            "isolation_level": 0,
-            "session_id": 0,
-            "session_epoch": -1,
-            "forgotten_topics_data": [],
-            "rack_id": "",
-            "topics": [
-                {
-                    "topic": topic,
-                    "partitions": [
-                        {
-                            "partition": 0,
-                            "current_leader_epoch": -1,
-                            "fetch_offset": offset,
-                            "last_fetched_epoch": -1,
-                            "log_start_offset": -1,
-                            "partition_max_bytes": 1 << 20,
-                        }
-                    ],
-                }
-            ],
-        },
-    )
+    resp = client.request(FetchRequest, fetch_body({(topic, 0): offset}, max_bytes=1 << 20))
     return resp.responses[0].partitions[0]
 
 
@@ -298,21 +258,11 @@ def test_malformed_requests_close_the_connection(broker, topic, case: str) -> No
 
 def test_compacted_topic_refuses_records_without_keys(broker, unique) -> None:
     name = unique("compacted")
-    b = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=False,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
-    b.append(0, timestamp=None, key=b"k", value=b"v", headers=[])
-    b.append(1, timestamp=None, key=None, value=b"no key", headers=[])
+    keyless = record_batch([(b"k", b"v"), (None, b"no key")])
     with WireClient(broker.bootstrap) as c:
         create_topic(c, name, configs={"cleanup.policy": "compact"})
         deadline = time.monotonic() + 10
-        while (resp := produce(c, name, bytes(b.build()))).error_code in (
+        while (resp := produce(c, name, keyless)).error_code in (
             3,
             6,
         ) and time.monotonic() < deadline:

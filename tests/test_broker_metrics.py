@@ -23,13 +23,12 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from kafka.record.default_records import DefaultRecordBatchBuilder
 from kio.schema.produce.v9.request import ProduceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.kit import admin, create_topic, wait_until
 from support.odradek import SRC_DIR, OdradekBroker, child_env
-from wire import WireClient
+from wire import WireClient, record_batch
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json"
 PLAIN_RECORDS = 30
@@ -94,16 +93,6 @@ def listening_ports(pid: int) -> set[int]:
 
 def produce_to_partition(bootstrap: str, topic: str, partition: int) -> int:
     """Produce one batch by hand to ``partition``; the partition's error code."""
-    b = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=False,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
-    b.append(0, timestamp=None, key=b"k", value=b"v", headers=[])
     with WireClient(bootstrap) as client:
         resp = client.request(
             ProduceRequest,
@@ -112,7 +101,10 @@ def produce_to_partition(bootstrap: str, topic: str, partition: int) -> int:
                 "acks": -1,
                 "timeout": datetime.timedelta(seconds=10),
                 "topic_data": [
-                    {"name": topic, "partition_data": [{"index": partition, "records": bytes(b.build())}]}
+                    {
+                        "name": topic,
+                        "partition_data": [{"index": partition, "records": record_batch([(b"k", b"v")])}],
+                    }
                 ],
             },
         )

@@ -28,7 +28,7 @@ from odradek.protocol.recompress import Levels, compress
 from odradek.protocol.records import HEADER_SIZE, read_header
 from support.kit import admin, read_to_end, wait_until
 from unit.batches import make_batch
-from wire import WireClient
+from wire import WireClient, fetch_body
 
 CODEC = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 # compression.type of the topic -> what the producer sends (always something else, but for `producer`)
@@ -79,32 +79,7 @@ def raw_batches(bootstrap: str, topic: str) -> list[bytes]:
 
 
 def _fetch(topic: str, offset: int) -> dict:
-    return {
-        "replica_id": -1,
-        "max_wait": datetime.timedelta(milliseconds=10),
-        "min_bytes": 1,
-        "max_bytes": 1 << 22,
-        "isolation_level": 0,
-        "session_id": 0,
-        "session_epoch": -1,
-        "forgotten_topics_data": [],
-        "rack_id": "",
-        "topics": [
-            {
-                "topic": topic,
-                "partitions": [
-                    {
-                        "partition": 0,
-                        "current_leader_epoch": -1,
-                        "fetch_offset": offset,
-                        "last_fetched_epoch": -1,
-                        "log_start_offset": -1,
-                        "partition_max_bytes": 1 << 22,
-                    }
-                ],
-            }
-        ],
-    }
+    return fetch_body({(topic, 0): offset}, max_bytes=1 << 22, partition_max_bytes=1 << 22)
 
 
 def produce_raw(bootstrap: str, topic: str, batch: bytes) -> tuple[int, int]:

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
-from kafka.record.default_records import DefaultRecordBatchBuilder
 from kio.schema.describe_cluster.v1.request import DescribeClusterRequest
 from kio.schema.list_offsets.v7.request import ListOffsetsRequest
 from kio.schema.metadata.v10.request import MetadataRequest as MetadataRequestV10
@@ -24,7 +23,7 @@ from kio.schema.metadata.v12.request import MetadataRequest as MetadataRequestV1
 from kio.schema.produce.v9.request import ProduceRequest
 
 from support.kit import admin, wait_until
-from wire import WireClient
+from wire import WireClient, record_batch
 
 pytestmark = pytest.mark.differential
 
@@ -48,18 +47,7 @@ def _create(bootstrap: str, topic: str, config: dict[str, str] | None = None) ->
 
 
 def _batch(timestamps: list[int]) -> bytes:
-    b = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=False,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
-    for i, ts in enumerate(timestamps):
-        b.append(i, timestamp=ts, key=b"k%d" % i, value=b"v%d" % i, headers=[])
-    return bytes(b.build())
+    return record_batch([(b"k%d" % i, b"v%d" % i, ts) for i, ts in enumerate(timestamps)])
 
 
 def _produce(client: WireClient, topic: str, timestamps: list[int]) -> int:

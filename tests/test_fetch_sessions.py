@@ -7,7 +7,6 @@ every fetch without one).
 
 from __future__ import annotations
 
-import datetime
 import json
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from kio.schema.fetch.v12.request import FetchRequest
 
 from support.kit import create_topic, wait_until
 from test_bad_input import make_batch, produce
-from wire import WireClient
+from wire import WireClient, fetch_body
 
 pytestmark = pytest.mark.differential
 
@@ -37,33 +36,9 @@ def fetch_request(
     max_wait_ms: int = 0,
 ) -> dict:
     """A Fetch v12 request: ``partitions`` maps (topic, partition) to its fetch offset."""
-    by_topic: dict[str, list[dict]] = {}
-    for (topic, partition), offset in (partitions or {}).items():
-        by_topic.setdefault(topic, []).append(
-            {
-                "partition": partition,
-                "current_leader_epoch": -1,
-                "fetch_offset": offset,
-                "last_fetched_epoch": -1,
-                "log_start_offset": -1,
-                "partition_max_bytes": 1 << 20,
-            }
-        )
-    forgotten: dict[str, list[int]] = {}
-    for topic, partition in forget or []:
-        forgotten.setdefault(topic, []).append(partition)
-    return {
-        "replica_id": -1,
-        "max_wait": datetime.timedelta(milliseconds=max_wait_ms),
-        "min_bytes": 1,
-        "max_bytes": 1 << 24,
-        "isolation_level": 0,
-        "session_id": session_id,
-        "session_epoch": epoch,
-        "forgotten_topics_data": [{"topic": t, "partitions": ps} for t, ps in forgotten.items()],
-        "rack_id": "",
-        "topics": [{"topic": t, "partitions": ps} for t, ps in by_topic.items()],
-    }
+    return fetch_body(
+        partitions or {}, session_id=session_id, epoch=epoch, forget=forget, max_wait_ms=max_wait_ms
+    )
 
 
 def fetch(client: WireClient, session_id: int, epoch: int, *args, **kwargs) -> object:

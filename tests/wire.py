@@ -6,6 +6,7 @@ send raw bytes, so tests can feed a broker exactly the malformed input they mean
 
 from __future__ import annotations
 
+import datetime
 import io
 import socket
 import struct
@@ -107,3 +108,77 @@ class WireClient:
             return False
         finally:
             self.sock.settimeout(10.0)
+
+
+# --- request bodies and batches the protocol tests build by hand ------------------------------------
+
+
+def fetch_body(
+    partitions: dict[tuple[str, int], int],
+    *,
+    session_id: int = 0,
+    epoch: int = -1,
+    forget: list[tuple[str, int]] | None = None,
+    max_wait_ms: int = 10,
+    max_bytes: int = 1 << 24,
+    partition_max_bytes: int = 1 << 20,
+    isolation_level: int = 0,
+) -> dict[str, Any]:
+    """A Fetch v12 request body: ``partitions`` maps (topic, partition) to its fetch offset; without a
+    session (id 0, epoch -1) unless asked."""
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for (topic, partition), offset in partitions.items():
+        by_topic.setdefault(topic, []).append(
+            {
+                "partition": partition,
+                "current_leader_epoch": -1,
+                "fetch_offset": offset,
+                "last_fetched_epoch": -1,
+                "log_start_offset": -1,
+                "partition_max_bytes": partition_max_bytes,
+            }
+        )
+    forgotten: dict[str, list[int]] = {}
+    for topic, partition in forget or []:
+        forgotten.setdefault(topic, []).append(partition)
+    return {
+        "replica_id": -1,
+        "max_wait": datetime.timedelta(milliseconds=max_wait_ms),
+        "min_bytes": 1,
+        "max_bytes": max_bytes,
+        "isolation_level": isolation_level,
+        "session_id": session_id,
+        "session_epoch": epoch,
+        "forgotten_topics_data": [{"topic": t, "partitions": ps} for t, ps in forgotten.items()],
+        "rack_id": "",
+        "topics": [{"topic": t, "partitions": ps} for t, ps in by_topic.items()],
+    }
+
+
+def record_batch(
+    records: list[tuple[Any, ...]],
+    *,
+    codec: int = 0,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    transactional: bool = False,
+) -> bytes:
+    """One v2 record batch built by kafka-python's builder: each record is (key, value), optionally
+    followed by a timestamp (None: now) and a list of (name, bytes) headers."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    b = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=codec,
+        is_transactional=transactional,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+        batch_size=1 << 22,
+    )
+    for i, (key, value, *rest) in enumerate(records):
+        timestamp = rest[0] if rest else None
+        headers = rest[1] if len(rest) > 1 else []
+        b.append(i, timestamp=timestamp, key=key, value=value, headers=headers)
+    return bytes(b.build())

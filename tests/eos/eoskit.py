@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kafka.record.default_records import DefaultRecordBatchBuilder
 from kio.schema.add_offsets_to_txn.v3.request import AddOffsetsToTxnRequest
 from kio.schema.add_partitions_to_txn.v3.request import AddPartitionsToTxnRequest
 from kio.schema.describe_transactions.v0.request import DescribeTransactionsRequest
@@ -28,7 +27,7 @@ from kio.schema.produce.v9.request import ProduceRequest
 from kio.schema.txn_offset_commit.v3.request import TxnOffsetCommitRequest
 
 from support.kit import admin, create_topic, read_to_end, wait_until  # noqa: F401  (shared; re-exported)
-from wire import WireClient
+from wire import WireClient, record_batch
 
 TIMEOUT_S = 30.0
 
@@ -135,18 +134,13 @@ def batch(
     base_sequence: int = -1,
     transactional: bool = False,
 ) -> bytes:
-    b = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=transactional,
+    return record_batch(
+        [(None, v) for v in values],
         producer_id=producer_id,
         producer_epoch=producer_epoch,
         base_sequence=base_sequence,
-        batch_size=1 << 22,
+        transactional=transactional,
     )
-    for i, v in enumerate(values):
-        b.append(i, timestamp=None, key=None, value=v, headers=[])
-    return bytes(b.build())
 
 
 @dataclass
