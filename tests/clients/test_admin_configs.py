@@ -10,9 +10,7 @@ deleted again.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -23,12 +21,10 @@ from kclients import wait_for_topic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from support.deps import missing_dependency  # noqa: E402
-from support.kafka import find_java  # noqa: E402
+from support.java import java_main  # noqa: E402
 from wire import WireClient  # noqa: E402
 
 TIMEOUT = 20.0
-JAVA_DIR = Path(__file__).resolve().parents[1] / "java"
 
 # What Kafka 4.4 lists for a topic created without overrides (DescribeConfigs, all keys).
 KAFKA_TOPIC_CONFIGS = {
@@ -504,40 +500,10 @@ def test_configs_survive_a_restart(odradek_factory, topic_name, group_name):
 # Java AdminClient (Kafka 4.4 client): tests/java/src/main/java/odradek/admin/AdminScenario.java
 
 
-def _java_digest() -> str:
-    h = hashlib.sha256()
-    for f in sorted([JAVA_DIR / "pom.xml", *JAVA_DIR.joinpath("src").rglob("*.java")]):
-        h.update(f.relative_to(JAVA_DIR).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
-
-
 @pytest.fixture(scope="session")
 def java_admin() -> list[str]:
-    """The ``java -cp ...`` argv prefix for odradek.admin.AdminScenario (built with Maven unless current;
-    the same build and stamp as the EOS test's)."""
-    java = find_java()
-    if java is None:
-        missing_dependency("`java` (17+) not found", "needed for the Java client test")
-    target = JAVA_DIR / "target"
-    stamp = target / ".odradek-build-sha256"
-    digest = _java_digest()
-    if not (
-        stamp.is_file() and stamp.read_text().strip() == digest and (target / "eos-copier.jar").is_file()
-    ):
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            missing_dependency("`mvn` not found", "needed to build tests/java")
-        proc = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(JAVA_DIR / "pom.xml"), "package"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, f"mvn package failed:\n{(proc.stdout + proc.stderr)[-4000:]}"
-        stamp.write_text(digest + "\n")
-    cp = f"{target / 'eos-copier.jar'}:{target / 'deps'}/*"
-    return [java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", cp, "odradek.admin.AdminScenario"]
+    """The ``java -cp ...`` argv prefix for odradek.admin.AdminScenario (built with Maven unless current)."""
+    return java_main("odradek.admin.AdminScenario")
 
 
 def test_java_admin_client(broker, java_admin, topic_name, group_name):

@@ -9,23 +9,18 @@ of the same client see only the committed records, once each and in order.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from eoskit import Wire, committed_offsets, create_topic, produce_values, read_all, values_of
 
-from support.deps import missing_dependency
-from support.kafka import find_java
+from support.java import java_main
 from support.node import json_lines, run_node
 
 pytestmark = pytest.mark.differential
-JAVA_DIR = Path(__file__).resolve().parents[1] / "java"
 COUNT = 20
 
 for _name in ("kafka", "aiokafka"):
@@ -157,39 +152,10 @@ def test_kafkajs_transactions(broker, kafkajs, unique):
 # Java (Kafka 4.4 client)
 
 
-def _java_digest() -> str:
-    h = hashlib.sha256()
-    for f in sorted([JAVA_DIR / "pom.xml", *JAVA_DIR.joinpath("src").rglob("*.java")]):
-        h.update(f.relative_to(JAVA_DIR).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
-
-
 @pytest.fixture(scope="session")
 def java_copier() -> list[str]:
     """The ``java -cp ...`` argv prefix for odradek.eos.EosCopier (built with Maven unless current)."""
-    java = find_java()
-    if java is None:
-        missing_dependency("`java` (17+) not found", "needed for the Java client test")
-    target = JAVA_DIR / "target"
-    stamp = target / ".odradek-build-sha256"
-    digest = _java_digest()
-    if not (
-        stamp.is_file() and stamp.read_text().strip() == digest and (target / "eos-copier.jar").is_file()
-    ):
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            missing_dependency("`mvn` not found", "needed to build tests/java")
-        proc = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(JAVA_DIR / "pom.xml"), "package"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, f"mvn package failed:\n{(proc.stdout + proc.stderr)[-4000:]}"
-        stamp.write_text(digest + "\n")
-    cp = f"{target / 'eos-copier.jar'}:{target / 'deps'}/*"
-    return [java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", cp, "odradek.eos.EosCopier"]
+    return java_main("odradek.eos.EosCopier")
 
 
 def test_java_consume_transform_produce(broker, java_copier, unique):
