@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -30,27 +29,13 @@ if __package__ in (None, ""):  # `python bench/admin.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "bench"
 
-from bench.side import run_client, run_dirs  # noqa: E402 (after the path set-up above)
+from bench.side import percentiles, run_client, run_dirs  # noqa: E402 (after the path set-up above)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BROKERS = ("odradek", "kafka")
 TOPIC = "bench-admin"
 OPS = ("alter_topic", "describe_topic", "delete_records", "alter_broker")
 CLIENT_TIMEOUT_S = 600
-
-
-def _percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-
-    def pct(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return {
-        "p50_ms": round(pct(0.50), 3),
-        "p99_ms": round(pct(0.99), 3),
-        "mean_ms": round(statistics.fmean(ordered), 3),
-        "n": len(ordered),
-    }
 
 
 class _Target:
@@ -111,7 +96,7 @@ def client_main(params: dict) -> int:
                 if i >= params["warmup"]:
                     samples[n].append(ms)
         for n in names:
-            out[n][op] = _percentiles(samples[n])
+            out[n][op] = percentiles(samples[n])
     for t in targets.values():
         t.cleanup()
     print("RESULT " + json.dumps(out), flush=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ if __package__ in (None, ""):  # `python bench/latency.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "bench"
 
-from bench.side import run_client, run_dirs  # noqa: E402 (after the path set-up above)
+from bench.side import percentiles, run_client, run_dirs  # noqa: E402 (after the path set-up above)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BROKERS = ("odradek", "kafka-flush", "kafka")
@@ -44,21 +43,6 @@ CLIENT_TIMEOUT_S = 600
 
 # --------------------------------------------------------------------------------------------------
 # The client (a child process): prints one line ``RESULT {json}``
-
-
-def _percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-
-    def pct(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return {
-        "p50_ms": round(pct(0.50), 3),
-        "p99_ms": round(pct(0.99), 3),
-        "mean_ms": round(statistics.fmean(ordered), 3),
-        "max_ms": round(ordered[-1], 3),
-        "n": len(ordered),
-    }
 
 
 def _send_one(producer, linger_ms: int) -> float:
@@ -100,7 +84,7 @@ def _interleaved(producers: dict, step, count: int, warmup: int) -> dict[str, di
             ms = step(producers[n])
             if i >= warmup:
                 samples[n].append(ms)
-    return {n: _percentiles(samples[n]) for n in names}
+    return {n: percentiles(samples[n]) for n in names}
 
 
 def client_main(params: dict) -> int:

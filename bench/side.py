@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,19 @@ def run_client(module: str, params: dict, stderr: Path, timeout_s: float) -> dic
     if proc.returncode != 0 or not lines:
         return None
     return json.loads(lines[-1][len("RESULT ") :])
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """p50, p99, mean and max of latency samples in ms (nearest-rank), and how many there were."""
+    ordered = sorted(samples_ms)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {
+        "p50_ms": round(pct(0.50), 3),
+        "p99_ms": round(pct(0.99), 3),
+        "mean_ms": round(statistics.fmean(ordered), 3),
+        "max_ms": round(ordered[-1], 3),
+        "n": len(ordered),
+    }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from kclients import wait_for_topic
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from support.java import java_main  # noqa: E402
+from support.kit import wait_until  # noqa: E402
 from wire import WireClient  # noqa: E402
 
 TIMEOUT = 20.0
@@ -192,15 +192,8 @@ def _node_id(admin):
     return admin.describe_cluster().result(TIMEOUT).nodes[0].id
 
 
-def _poll(what, fn, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+def _poll(what: str, fn) -> object:
+    return wait_until(fn, TIMEOUT, what, interval=0.1)
 
 
 def _produce_error(bootstrap, topic, size):

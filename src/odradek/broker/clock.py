@@ -1,4 +1,5 @@
-"""The broker's wall clock in milliseconds (Kafka timestamps and deadlines are epoch milliseconds)."""
+"""The broker's clocks in milliseconds: the wall clock (Kafka timestamps and deadlines are epoch
+milliseconds) and a monotonic one for idle times that must not jump with the wall clock."""
 
 from __future__ import annotations
 
@@ -7,3 +8,7 @@ import time
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)

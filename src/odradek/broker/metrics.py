@@ -308,10 +308,8 @@ def take_snapshot(broker: Any, ended_transactions: int, limit: int = STATE_SERIE
         (group_id, "consumer", len(g.members)) for group_id, g in broker.groups.consumer.groups.items()
     ]
     open_txns = sum(1 for t in broker.txns.coordinator.txns.values() if t.state in _OPEN_TXN)
-    sessions = getattr(broker, "fetch_sessions", None)  # made by the first Fetch
-    fetch_sessions = (0, 0, 0)
-    if sessions is not None:
-        fetch_sessions = (len(sessions), sessions.total_partitions, sessions.evictions)
+    sessions = broker.fetch_sessions
+    fetch_sessions = (len(sessions), sessions.total_partitions, sessions.evictions)
     return Snapshot(
         partitions,
         lag,

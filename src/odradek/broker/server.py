@@ -23,7 +23,8 @@ from ..config import BrokerConfig, ConfigError
 from ..protocol import codec
 from ..protocol.apis import SUPPORTED, ApiKey, is_supported
 from .cleaning import LogCleanerService
-from .clock import now_ms
+from .clock import monotonic_ms, now_ms
+from .fetch_sessions import FetchSessionCache
 from .flusher import Flusher
 from .groups import GroupService
 from .handlers import HANDLERS, CloseConnection
@@ -82,6 +83,9 @@ class Broker:
         if self.metrics.enabled:
             self.flusher.fsync = self.metrics.timed_fsync
         self.waiters = AppendWaiters()
+        self.fetch_sessions = FetchSessionCache(
+            config["max.incremental.fetch.session.cache.slots"], monotonic_ms
+        )
         self.groups = GroupService(data_dir, config, self.flusher)
         self.txns = TransactionService(self, data_dir)
         self.node_id: int = config["node.id"]

@@ -15,7 +15,6 @@ from ...log.partition import OffsetOutOfRange
 from ..fetch_sessions import (
     FINAL_EPOCH,
     FetchContext,
-    FetchSessionCache,
     IncrementalFetch,
     Outcome,
     PartitionRequest,
@@ -26,19 +25,6 @@ MAX_WAIT_CAP_MS = 30_000  # bound on how long one fetch may hold a connection's 
 READ_UNCOMMITTED = 0
 
 Read = tuple[str, int, dict[str, Any], int]  # topic, partition, response entry, record bytes
-
-
-def _monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)
-
-
-def sessions_of(broker: Any) -> FetchSessionCache:
-    """The broker's fetch session cache, made on first use from its configuration."""
-    cache = getattr(broker, "fetch_sessions", None)
-    if cache is None:
-        cache = FetchSessionCache(broker.config["max.incremental.fetch.session.cache.slots"], _monotonic_ms)
-        broker.fetch_sessions = cache
-    return cache
 
 
 def handle(ctx: Any, request: Any) -> Any:
@@ -60,7 +46,7 @@ def handle(ctx: Any, request: Any) -> Any:
         (f.topic, p) for f in getattr(request, "forgotten_topics_data", None) or () for p in f.partitions
     ]
     # Fetch before v7 has no session fields: (0, FINAL) is sessionless, as Kafka reads it.
-    context = sessions_of(ctx.broker).new_context(
+    context = ctx.broker.fetch_sessions.new_context(
         getattr(request, "session_id", 0), getattr(request, "session_epoch", FINAL_EPOCH), fetch, forget
     )
     max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), MAX_WAIT_CAP_MS)
