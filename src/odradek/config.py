@@ -6,11 +6,16 @@ defaults below, a properties or TOML file (``--config``), then ``--set key=value
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+# The authorizer names Kafka 4 accepts for its ACL authorizer; any of them turns ACLs on here.
+AUTHORIZER_CLASSES: tuple[str, ...] = ("org.apache.kafka.metadata.authorizer.StandardAuthorizer",)
 
 
 class ConfigError(ValueError):
@@ -226,6 +231,78 @@ _KEYS: tuple[Key, ...] = (
     Key("offsets.retention.check.interval.ms", int, 600000, "How often expired offsets are removed."),
     Key("offset.metadata.max.bytes", int, 4096, "Largest metadata string with a committed offset."),
     Key("max.connections", int, 1000, "Open client connections before new ones are refused."),
+    # --- security (docs/security.md): listeners, TLS, SASL, ACLs, with Kafka's names -----------------
+    Key(
+        "listeners",
+        str,
+        "",
+        "NAME://HOST:PORT,... (e.g. PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9094); empty: one "
+        "PLAINTEXT listener on serve --listen.",
+    ),
+    Key(
+        "listener.security.protocol.map",
+        str,
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        "Listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL).",
+    ),
+    Key("ssl.keystore.type", str, "PEM", "PEM (the only keystore type Odradek reads)."),
+    Key("ssl.keystore.location", str, "", "File with the broker's certificate chain and private key (PEM)."),
+    Key("ssl.keystore.certificate.chain", str, "", "The broker's certificate chain, PEM text."),
+    Key("ssl.keystore.key", str, "", "The broker's private key, PEM text (PKCS#8, optionally encrypted)."),
+    Key("ssl.keystore.password", str, "", "Unused for PEM keystores (accepted for Kafka's sake)."),
+    Key("ssl.key.password", str, "", "Password of an encrypted private key."),
+    Key("ssl.truststore.type", str, "PEM", "PEM (the only truststore type Odradek reads)."),
+    Key("ssl.truststore.location", str, "", "File with the CA certificates client certificates must chain to."),
+    Key("ssl.truststore.certificates", str, "", "CA certificates client certificates must chain to, PEM text."),
+    Key("ssl.truststore.password", str, "", "Unused for PEM truststores (accepted for Kafka's sake)."),
+    Key("ssl.client.auth", str, "none", "none, requested or required: client certificates."),
+    Key("ssl.enabled.protocols", str, "TLSv1.2,TLSv1.3", "TLS versions accepted."),
+    Key(
+        "ssl.principal.mapping.rules",
+        str,
+        "DEFAULT",
+        "Client certificate DN to principal name: RULE:pattern/replacement/[LU],...,DEFAULT.",
+    ),
+    Key(
+        "ssl.handshake.timeout.ms",
+        int,
+        10000,
+        "Odradek only: a TLS client that has not finished its handshake this long after connecting is "
+        "dropped.",
+    ),
+    Key(
+        "sasl.enabled.mechanisms",
+        str,
+        "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "SASL mechanisms offered on SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).",
+    ),
+    Key("sasl.server.max.receive.size", int, 524288, "Largest request accepted before authentication."),
+    Key(
+        "connections.max.reauth.ms",
+        int,
+        0,
+        "KIP-368: a SASL session's lifetime, after which the client must re-authenticate; 0: unbounded.",
+    ),
+    Key(
+        "connection.failed.authentication.delay.ms",
+        int,
+        100,
+        "How long a connection that failed authentication is held before it is closed.",
+    ),
+    Key(
+        "authorizer.class.name",
+        str,
+        "",
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer enables ACLs; empty: everyone may do "
+        "everything.",
+    ),
+    Key("super.users", str, "", "Principals that pass every ACL check: User:admin;User:ops."),
+    Key(
+        "allow.everyone.if.no.acl.found",
+        bool,
+        False,
+        "With ACLs on, a resource no ACL matches is open to everyone (true) or to super users only.",
+    ),
     Key(
         "metrics.listen",
         str,
@@ -290,6 +367,23 @@ _KEYS: tuple[Key, ...] = (
 )
 
 KEYS: Mapping[str, Key] = {k.name: k for k in _KEYS}
+
+# Kafka's PASSWORD-typed keys: DescribeConfigs answers them with no value and is_sensitive=true, and they
+# are never logged.
+SENSITIVE_KEYS: frozenset[str] = frozenset(
+    {
+        "ssl.keystore.key",
+        "ssl.keystore.certificate.chain",
+        "ssl.keystore.password",
+        "ssl.key.password",
+        "ssl.truststore.certificates",
+        "ssl.truststore.password",
+    }
+)
+
+# Per-listener, per-mechanism settings, Kafka style: listener.name.<listener>.<mechanism>.sasl.jaas.config
+# (PLAIN users as user_<name>="<password>"). Kept beside the fixed keys, in ``BrokerConfig.listener_keys``.
+LISTENER_KEY_RE = re.compile(r"^listener\.name\.([a-z0-9_]+)\.([a-z0-9-]+)\.sasl\.jaas\.config$")
 
 # Topic configs Kafka lists that have no broker-wide synonym: their defaults are Kafka's own.
 TOPIC_ONLY_KEYS: tuple[Key, ...] = (
@@ -655,6 +749,8 @@ class BrokerConfig:
     static: dict[str, Any] = field(default_factory=dict)
     dynamic_broker: dict[str, Any] = field(default_factory=dict)
     dynamic_default: dict[str, Any] = field(default_factory=dict)
+    # listener.name.<listener>.<mechanism>.sasl.jaas.config values (sensitive: never shown or logged)
+    listener_keys: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.values, dict):
@@ -698,9 +794,13 @@ class BrokerConfig:
             if not sep:
                 raise ConfigError(f"--set expects key=value, got {item!r}")
             raw[name.strip()] = value
+        listener_keys: dict[str, str] = {}
         for name, value in raw.items():
             key = KEYS.get(name)
             if key is None:
+                if LISTENER_KEY_RE.match(name):
+                    listener_keys[name] = str(value)
+                    continue
                 raise ConfigError(f"unknown configuration key {name!r}")
             values[name] = parse_value(key, value)
         for name, low in BROKER_AT_LEAST.items():
@@ -715,7 +815,19 @@ class BrokerConfig:
             raise ConfigError("log.message.timestamp.type: expected CreateTime or LogAppendTime")
         if values["log.cleanup.policy"] not in ("delete", "compact", "compact,delete", "delete,compact"):
             raise ConfigError("log.cleanup.policy: expected delete, compact or compact,delete")
-        return cls(values, explicit=frozenset(raw))
+        if values["ssl.client.auth"] not in ("none", "requested", "required"):
+            raise ConfigError(
+                f"ssl.client.auth: expected none, requested or required, got {values['ssl.client.auth']!r}"
+            )
+        for name in ("ssl.keystore.type", "ssl.truststore.type"):
+            if values[name].upper() != "PEM":
+                raise ConfigError(f"{name}: only PEM is supported, got {values[name]!r}")
+        if values["authorizer.class.name"] not in ("", *AUTHORIZER_CLASSES):
+            raise ConfigError(
+                f"authorizer.class.name: expected {AUTHORIZER_CLASSES[0]} or empty, "
+                f"got {values['authorizer.class.name']!r}"
+            )
+        return cls(values, explicit=frozenset(raw), listener_keys=listener_keys)
 
     def topic_defaults(self) -> dict[str, Any]:
         """Broker-level values seen through their per-topic names (and Kafka's defaults of the rest)."""

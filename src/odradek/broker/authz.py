@@ -1,17 +1,24 @@
-"""Authorized operations: the bitfields Metadata, DescribeCluster and DescribeGroups answer with.
+"""Authorization as handlers ask for it: may this request's principal do an operation on a resource?
 
-Pure and small. Without an authorizer (today: the listener is PLAINTEXT and there are no ACLs) a client
-may do everything a resource type supports, which is what Kafka answers too. An ACL authorizer would
-replace ``authorized_operations`` with one that asks, per principal, which of those operations are allowed.
+Pure and small. Without an authorizer (``authorizer.class.name`` empty) a client may do everything a
+resource type supports, which is what Kafka answers too. With one (``broker.authorizer``, the ACL store of
+``odradek.security.acls``) every check goes to it with the connection's principal and client address.
+
+Handlers call :func:`allowed` (one resource), :func:`allowed_any` (Kafka's authorizeByResourceType: the
+operation on some resource of the type, as idempotent produce asks of topics) and :func:`field_value`
+(the authorized-operations bitfields of Metadata, DescribeCluster, DescribeGroups and
+ConsumerGroupDescribe).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import IntEnum
+from typing import Any
 
 # What Kafka puts in an authorized-operations field the client did not ask for (INT32_MIN).
 OMITTED = -2147483648
+CLUSTER_NAME = "kafka-cluster"  # the one CLUSTER resource's name, as in Kafka
 
 
 class AclOperation(IntEnum):
@@ -38,6 +45,8 @@ class AclOperation(IntEnum):
 class ResourceType(IntEnum):
     """Kafka's ResourceType codes."""
 
+    UNKNOWN = 0
+    ANY = 1
     TOPIC = 2
     GROUP = 3
     CLUSTER = 4
@@ -95,12 +104,36 @@ def to_bitfield(operations: Iterable[AclOperation]) -> int:
     return bits
 
 
-def authorized_operations(resource_type: ResourceType, resource_name: str | None = None) -> int:
-    """The bitfield of what the caller may do on one resource: without an authorizer, everything the
-    resource type supports, whatever the name. ``resource_name`` is where an authorizer would look."""
-    return to_bitfield(SUPPORTED_OPERATIONS[resource_type])
+def allowed(ctx: Any, operation: AclOperation, resource_type: ResourceType, name: str) -> bool:
+    """May the request's principal do ``operation`` on the resource? Always true without an authorizer."""
+    authorizer = ctx.broker.authorizer
+    if authorizer is None:
+        return True
+    return authorizer.authorize(ctx.principal, ctx.client_host, operation, resource_type, name)
 
 
-def field_value(requested: bool, resource_type: ResourceType, resource_name: str | None = None) -> int:
+def allowed_any(ctx: Any, operation: AclOperation, resource_type: ResourceType) -> bool:
+    """May the principal do ``operation`` on at least one resource of the type (authorizeByResourceType)?"""
+    authorizer = ctx.broker.authorizer
+    if authorizer is None:
+        return True
+    return authorizer.authorize_any(ctx.principal, ctx.client_host, operation, resource_type)
+
+
+def authorized_operations(
+    resource_type: ResourceType, resource_name: str | None = None, ctx: Any = None
+) -> int:
+    """The bitfield of what the caller may do on one resource: without an authorizer (or without a
+    ``ctx``), everything the resource type supports; with one, the supported operations it allows."""
+    supported = SUPPORTED_OPERATIONS[resource_type]
+    if ctx is None or ctx.broker.authorizer is None:
+        return to_bitfield(supported)
+    name = resource_name if resource_name is not None else CLUSTER_NAME
+    return to_bitfield(op for op in supported if allowed(ctx, op, resource_type, name))
+
+
+def field_value(
+    requested: bool, resource_type: ResourceType, resource_name: str | None = None, ctx: Any = None
+) -> int:
     """What goes in a response's authorized-operations field: the bitfield if asked for, else OMITTED."""
-    return authorized_operations(resource_type, resource_name) if requested else OMITTED
+    return authorized_operations(resource_type, resource_name, ctx) if requested else OMITTED

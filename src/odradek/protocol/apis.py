@@ -48,6 +48,13 @@ class ApiKey(IntEnum):
     DESCRIBE_LOG_DIRS = 35
     ELECT_LEADERS = 43
     INCREMENTAL_ALTER_CONFIGS = 44
+    SASL_HANDSHAKE = 17
+    SASL_AUTHENTICATE = 36
+    DESCRIBE_ACLS = 29
+    CREATE_ACLS = 30
+    DELETE_ACLS = 31
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+    ALTER_USER_SCRAM_CREDENTIALS = 51
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +107,13 @@ SUPPORTED: dict[int, ApiRange] = {
         ApiRange(ApiKey.DESCRIBE_LOG_DIRS, 1, 5),
         ApiRange(ApiKey.ELECT_LEADERS, 0, 2),
         ApiRange(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0, 1),
+        ApiRange(ApiKey.SASL_HANDSHAKE, 0, 1),
+        ApiRange(ApiKey.SASL_AUTHENTICATE, 0, 2),
+        ApiRange(ApiKey.DESCRIBE_ACLS, 1, 3),
+        ApiRange(ApiKey.CREATE_ACLS, 1, 3),
+        ApiRange(ApiKey.DELETE_ACLS, 1, 3),
+        ApiRange(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
+        ApiRange(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
     )
 }
 

@@ -1,0 +1,11 @@
+"""ALTER_USER_SCRAM_CREDENTIALS: placeholder while the security work lands (replaced by its real handler)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import CloseConnection
+
+
+def handle(ctx: Any, request: Any) -> Any:
+    raise CloseConnection("ALTER_USER_SCRAM_CREDENTIALS is not implemented yet")

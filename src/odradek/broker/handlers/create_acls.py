@@ -1,0 +1,11 @@
+"""CREATE_ACLS: placeholder while the security work lands (replaced by its real handler)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import CloseConnection
+
+
+def handle(ctx: Any, request: Any) -> Any:
+    raise CloseConnection("CREATE_ACLS is not implemented yet")
