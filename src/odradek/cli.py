@@ -28,9 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--listen",
         type=_listen,
-        default=("127.0.0.1", 9092),
+        default=None,
         metavar="HOST:PORT",
-        help="address to listen on (default 127.0.0.1:9092; port 0 picks a free port)",
+        help="the PLAINTEXT listener's address (default 127.0.0.1:9092; port 0 picks a free port); "
+        "--set listeners=... configures several listeners instead",
     )
     serve.add_argument(
         "--data-dir",
@@ -420,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:
             print(f"odradek: {e}", file=sys.stderr)
             return 2
+        if args.listen is not None and config["listeners"].strip():
+            print("odradek: give either --listen or the listeners config, not both", file=sys.stderr)
+            return 2
+        args.listen = args.listen or ("127.0.0.1", 9092)
         if config["event.loop"] == "uvloop":
             try:
                 import uvloop
@@ -519,18 +524,24 @@ async def _serve(listen: tuple[str, int], data_dir: Path, config: BrokerConfig) 
         print(f"odradek: {e}", file=sys.stderr)
         return 1
     except OSError as e:
-        if str(e.strerror).startswith("metrics.listen"):  # the metrics endpoint's own address
-            print(f"odradek: cannot listen on {e.strerror}", file=sys.stderr)
-        else:
-            print(f"odradek: cannot listen on {listen[0]}:{listen[1]}: {e.strerror}", file=sys.stderr)
+        # The message names the listener (NAME://HOST:PORT: reason) or the metrics endpoint.
+        print(f"odradek: cannot listen on {e.strerror}", file=sys.stderr)
         broker.state.close()
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    host = f"[{broker.host}]" if ":" in broker.host else broker.host
-    print(f"odradek listening on {host}:{broker.port} {broker.state.data_dir}", flush=True)
+    def shown(host: str) -> str:
+        return f"[{host}]" if ":" in host else host
+
+    # The ready line scripts wait for (the first listener's address), then, with several listeners, one
+    # line per listener.
+    print(f"odradek listening on {shown(broker.host)}:{broker.port} {broker.state.data_dir}", flush=True)
+    if len(broker.listeners) > 1:
+        for listener in broker.listeners:
+            bound_host, bound_port = broker.bound[listener.name]
+            print(f"odradek listener {listener.name} {shown(bound_host)}:{bound_port}", flush=True)
     await stop.wait()
     logging.getLogger("odradek.broker").info("shutting down")
     await broker.stop()

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 # The authorizer names Kafka 4 accepts for its ACL authorizer; any of them turns ACLs on here.
 AUTHORIZER_CLASSES: tuple[str, ...] = ("org.apache.kafka.metadata.authorizer.StandardAuthorizer",)
 
@@ -252,8 +251,8 @@ _KEYS: tuple[Key, ...] = (
     Key("ssl.keystore.password", str, "", "Unused for PEM keystores (accepted for Kafka's sake)."),
     Key("ssl.key.password", str, "", "Password of an encrypted private key."),
     Key("ssl.truststore.type", str, "PEM", "PEM (the only truststore type Odradek reads)."),
-    Key("ssl.truststore.location", str, "", "File with the CA certificates client certificates must chain to."),
-    Key("ssl.truststore.certificates", str, "", "CA certificates client certificates must chain to, PEM text."),
+    Key("ssl.truststore.location", str, "", "File of the CAs client certificates must chain to."),
+    Key("ssl.truststore.certificates", str, "", "The CAs client certificates must chain to, PEM text."),
     Key("ssl.truststore.password", str, "", "Unused for PEM truststores (accepted for Kafka's sake)."),
     Key("ssl.client.auth", str, "none", "none, requested or required: client certificates."),
     Key("ssl.enabled.protocols", str, "TLSv1.2,TLSv1.3", "TLS versions accepted."),

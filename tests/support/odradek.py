@@ -87,16 +87,10 @@ class OdradekBroker(ChildProcess):
         return f"{self.host}:{self.port}"
 
     def argv(self, listen: str | None = None) -> list[str]:
-        args = [
-            sys.executable,
-            "-m",
-            "odradek.cli",
-            "serve",
-            "--listen",
-            listen or self.listen,
-            "--data-dir",
-            str(self.data_dir),
-        ]
+        args = [sys.executable, "-m", "odradek.cli", "serve"]
+        if "listeners" not in self.settings:  # the listeners config names every address itself
+            args += ["--listen", listen or self.listen]
+        args += ["--data-dir", str(self.data_dir)]
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
         return args + self.extra_args

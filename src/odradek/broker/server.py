@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -22,12 +24,19 @@ from typing import Any
 from ..config import BrokerConfig, ConfigError
 from ..protocol import codec
 from ..protocol.apis import SUPPORTED, ApiKey, is_supported
+from ..security import tls
+from ..security.acls import Authorizer
+from ..security.principal import NoMatchingRule, PrincipalMapper, subject_dn
+from ..security.sasl import MECHANISMS, AuthenticationFailed, plain_users_from_jaas
+from ..security.scram_store import ScramStore
+from ..security.session import ANONYMOUS, SaslSession, SessionClosed
 from .cleaning import LogCleanerService
 from .clock import monotonic_ms, now_ms
 from .fetch_sessions import FetchSessionCache
 from .flusher import Flusher
 from .groups import GroupService
 from .handlers import HANDLERS, CloseConnection
+from .listeners import Listener, parse_listeners
 from .metrics import create as create_metrics
 from .state import BrokerState
 from .transactions import TransactionService
@@ -41,31 +50,17 @@ UNSENT_LIMIT_BYTES = 16 * 1024 * 1024
 SHUTDOWN_GRACE_S = 10.0
 
 
-def parse_advertised(value: str) -> tuple[str, int] | None:
-    """``PLAINTEXT://host:port`` (the first listener of a comma list) or None when not set."""
-    if not value.strip():
-        return None
-    first = value.split(",")[0].strip()
-    scheme, sep, address = first.partition("://")
-    host, _, port = address.rpartition(":")
-    if (
-        not sep
-        or scheme.upper() != "PLAINTEXT"
-        or not host
-        or not port.isdigit()
-        or not 0 < int(port) < 65536
-    ):
-        raise ConfigError(f"advertised.listeners: expected PLAINTEXT://HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
-
-
 @dataclass(frozen=True, slots=True)
 class RequestContext:
     broker: Broker
     header: codec.RequestHeader
-    host: str
+    host: str  # the address Metadata names for this listener (advertised, or the one connected to)
     port: int
-    peer: str
+    peer: str  # "ip:port" of the client, for logs
+    principal: str  # "User:ANONYMOUS", "User:<SASL name>" or "User:<mapped certificate DN>"
+    client_host: str  # the client's IP address (ACL host matching)
+    listener: str  # the listener's name
+    conn: _Connection
 
     @property
     def api_version(self) -> int:
@@ -90,39 +85,109 @@ class Broker:
         self.txns = TransactionService(self, data_dir)
         self.node_id: int = config["node.id"]
         self.cluster_id: str = config["cluster.id"]
-        self._server: asyncio.Server | None = None
+        # Security: who a client is (TLS certificates, SASL) and what it may do (ACLs).
+        self.authorizer: Authorizer | None = (
+            Authorizer(data_dir, config["super.users"], config["allow.everyone.if.no.acl.found"])
+            if config["authorizer.class.name"]
+            else None
+        )
+        self.scram = ScramStore(data_dir)
+        self.mechanisms = tuple(m.strip() for m in config["sasl.enabled.mechanisms"].split(",") if m.strip())
+        unknown = [m for m in self.mechanisms if m not in MECHANISMS]
+        if unknown:
+            raise ConfigError(
+                f"sasl.enabled.mechanisms: Odradek offers {', '.join(MECHANISMS)}; got {', '.join(unknown)}"
+            )
+        self.principal_mapper = PrincipalMapper(config["ssl.principal.mapping.rules"])
+        self.listeners = parse_listeners(config)  # validated now; start() binds them
+        self._tls: dict[str, ssl.SSLContext] = {}
+        self.plain_users: dict[str, dict[str, str]] = {}
+        for listener in self.listeners:
+            self._prepare(listener)
+        self.bound: dict[str, tuple[str, int]] = {}  # listener name -> the address it is bound to
+        self._servers: list[asyncio.Server] = []
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self.stopping = False
         self._background: list[asyncio.Task[None]] = []
         self.host = ""
         self.port = 0
-        self.advertised = parse_advertised(config["advertised.listeners"])
+
+    def _prepare(self, listener: Listener) -> None:
+        """A listener's TLS context and PLAIN users, built before anything is bound (ConfigError)."""
+        if listener.tls:
+            # As in Kafka (KIP-684), ssl.client.auth applies to SSL listeners; SASL_SSL clients are
+            # authenticated by SASL, so their listener asks for no certificate.
+            client_auth = self.config["ssl.client.auth"] if listener.protocol == "SSL" else "none"
+            self._tls[listener.name] = tls.server_context(self.config, client_auth)
+        if listener.sasl:
+            jaas = self.config.listener_keys.get(
+                f"listener.name.{listener.name.lower()}.plain.sasl.jaas.config"
+            )
+            self.plain_users[listener.name] = plain_users_from_jaas(jaas) if jaas else {}
 
     async def start(self, host: str, port: int) -> None:
+        """Open the data and bind every listener; ``host``/``port`` is the PLAINTEXT listener's address
+        when ``listeners`` is not configured."""
+        if not self.config["listeners"].strip():
+            self.listeners = parse_listeners(self.config, (host, port))
         self.state.open(now_ms())
         self.groups.open()
         self.txns.open()
+        self.scram.open()
+        if self.authorizer is not None:
+            self.authorizer.open()
         await self.txns.start()
         self.metrics.start(self)
         try:
-            self._server = await asyncio.start_server(
-                self._serve_connection, host, port, reuse_address=True, limit=READ_CHUNK_BYTES
-            )
+            for listener in self.listeners:
+                await self._bind(listener)
         except BaseException:
+            for server in self._servers:
+                server.close()
             await self.metrics.stop()
             raise
-        sock = self._server.sockets[0]
-        self.host, self.port = sock.getsockname()[:2]
+        first = self.listeners[0]
+        self.host, self.port = self.bound[first.name]
         self._background.append(asyncio.create_task(self._housekeeping()))
         self._background.append(asyncio.create_task(LogCleanerService(self).run()))
+        for listener in self.listeners:
+            bound_host, bound_port = self.bound[listener.name]
+            log.info("listener %s (%s) on %s:%d", listener.name, listener.protocol, bound_host, bound_port)
+            if listener.protocol == "PLAINTEXT" and not listener.loopback:
+                log.warning(
+                    "listener %s is PLAINTEXT on a non-loopback address: anyone who can reach %s:%d may use "
+                    "the broker unauthenticated and unencrypted",
+                    listener.name,
+                    bound_host,
+                    bound_port,
+                )
         log.info("listening on %s:%d, data in %s", self.host, self.port, self.state.data_dir)
+
+    async def _bind(self, listener: Listener) -> None:
+        context = self._tls.get(listener.name)
+        try:
+            server = await asyncio.start_server(
+                functools.partial(self._serve_connection, listener),
+                listener.host or None,
+                listener.port,
+                reuse_address=True,
+                limit=READ_CHUNK_BYTES,
+                ssl=context,
+                ssl_handshake_timeout=self.config["ssl.handshake.timeout.ms"] / 1000 if context else None,
+            )
+        except OSError as e:
+            raise OSError(
+                e.errno, f"{listener.name}://{listener.host}:{listener.port}: {e.strerror}"
+            ) from None
+        self._servers.append(server)
+        self.bound[listener.name] = server.sockets[0].getsockname()[:2]
 
     async def stop(self) -> None:
         """Stop accepting, finish writes, fsync everything, release the data directory."""
         self.stopping = True
         await self.metrics.stop()
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -141,10 +206,13 @@ class Broker:
         await self.flusher.drain()
         self.txns.close()
         self.groups.close()
+        self.scram.close()
+        if self.authorizer is not None:
+            self.authorizer.close()
         self.state.close()
-        if self._server is not None:
+        for server in self._servers:
             with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+                await server.wait_closed()
         log.info("stopped cleanly")
 
     def connection_count(self) -> int:
@@ -184,11 +252,14 @@ class Broker:
 
     # --- connections ------------------------------------------------------------------------------
 
-    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_connection(
+        self, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         peer_info = writer.get_extra_info("peername")
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
+        client_host = str(peer_info[0]) if peer_info else ""
         if len(self._connections) >= self.config["max.connections"]:
             # Past max.connections a new connection is closed at once; those open are not disturbed.
             log.warning("refusing connection from %s: max.connections reached", peer)
@@ -198,8 +269,33 @@ class Broker:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        local = self.advertised or writer.get_extra_info("sockname") or (self.host, self.port)
+        principal = ANONYMOUS
+        if listener.tls:
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            if der:
+                try:
+                    principal = "User:" + self.principal_mapper.name(subject_dn(der))
+                except (NoMatchingRule, ValueError) as e:
+                    log.warning("refusing TLS client %s: %s", peer, e)
+                    writer.transport.abort()
+                    return
+        local = listener.advertised or writer.get_extra_info("sockname") or (self.host, self.port)
+        sasl = None
+        if listener.sasl:
+            sasl = SaslSession(
+                self.mechanisms,
+                self.plain_users.get(listener.name, {}),
+                self.scram,
+                self.config["connections.max.reauth.ms"],
+                monotonic_ms,
+            )
         conn = _Connection(self, reader, writer, local[0], local[1], peer)
+        conn.listener = listener.name
+        conn.principal = principal
+        conn.client_host = client_host
+        if sasl is not None:
+            conn.start_sasl(sasl)
         self._connections[task] = conn
         self.metrics.connection_opened()
         try:
@@ -242,6 +338,28 @@ class _Connection:
         self.unsent_fetches = 0  # Fetch requests handled (or long-polling) whose response is unwritten
         self._room = asyncio.Event()
         self._closed = False
+        self.listener = ""
+        self.principal = ANONYMOUS
+        self.client_host = ""
+        # SASL listeners: the session's state machine (None elsewhere); requests pass its gate until the
+        # client is authenticated, and ``close_after_ms`` ends the connection after a failed login.
+        self.sasl: SaslSession | None = None
+        self.close_after_ms: int | None = None
+
+    def start_sasl(self, session: SaslSession) -> None:
+        self.sasl = session
+        # Before authentication a request may be no larger than sasl.server.max.receive.size.
+        self.frames.max_frame_bytes = min(
+            self.broker.config["socket.request.max.bytes"], self.broker.config["sasl.server.max.receive.size"]
+        )
+
+    def authenticated(self, principal: str) -> None:
+        self.principal = principal
+        self.frames.max_frame_bytes = self.broker.config["socket.request.max.bytes"]
+
+    def close_after_response(self, delay_ms: int = 0) -> None:
+        """Send what is queued, wait ``delay_ms``, then close (a failed login or a refused mechanism)."""
+        self.close_after_ms = delay_ms
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop())
@@ -277,10 +395,36 @@ class _Connection:
             if not data:
                 return
             for frame in self.frames.feed(data):
-                fixed = codec.read_fixed_header(frame)
-                if not await self._wait_for_room(fixed[0] == ApiKey.FETCH):
+                sasl = self.sasl
+                if sasl is not None and sasl.expects_raw_token:
+                    await self._raw_token(sasl, frame)
+                else:
+                    fixed = codec.read_fixed_header(frame)
+                    if sasl is not None:
+                        try:
+                            sasl.admits(fixed[0])
+                        except SessionClosed as e:
+                            raise CloseConnection(str(e)) from None
+                    if not await self._wait_for_room(fixed[0] == ApiKey.FETCH):
+                        return
+                    await self._dispatch(frame, *fixed)
+                if self.close_after_ms is not None:
+                    if self.close_after_ms:
+                        await asyncio.sleep(self.close_after_ms / 1000)
                     return
-                await self._dispatch(frame, *fixed)
+
+    async def _raw_token(self, sasl: SaslSession, token: bytes) -> None:
+        """A SASL token without a Kafka header (after SaslHandshake v0): answered the same way, bare."""
+        try:
+            answer, _ = sasl.authenticate(token)
+        except AuthenticationFailed as e:
+            log.info("authentication failed for %s: %s", self.peer, e)
+            self.close_after_response(self.broker.config["connection.failed.authentication.delay.ms"])
+            return
+        if sasl.authenticated:
+            assert sasl.principal is not None
+            self.authenticated(sasl.principal)
+        await self._queue(False, len(answer).to_bytes(4, "big") + answer)
 
     async def _wait_for_room(self, is_fetch: bool) -> bool:
         """Hold the next request while unwritten responses are over their bound; False once closed."""
@@ -303,7 +447,17 @@ class _Connection:
         started = time.perf_counter()
         header = codec.parse_header(frame)
         request = codec.decode_request(header, frame)
-        ctx = RequestContext(self.broker, header, self.host, self.port, self.peer)
+        ctx = RequestContext(
+            self.broker,
+            header,
+            self.host,
+            self.port,
+            self.peer,
+            self.principal,
+            self.client_host,
+            self.listener,
+            self,
+        )
         is_fetch = api_key == ApiKey.FETCH
         if is_fetch:
             self.unsent_fetches += 1
