@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import BrokerConfig, ConfigError, topic_config
+from ..config import KEYS, SENSITIVE_KEYS, BrokerConfig, ConfigError, topic_config
 from ..log.files import fsync_dir, replace_durably
 from ..log.partition import LogConfig, PartitionLog
 
@@ -268,7 +268,11 @@ class BrokerState:
             self._reconfigure(topic)
         data = json.dumps({"broker": per_broker, "default": cluster_default}, indent=1).encode()
         await self._write_off_loop(BROKER_CONFIGS_FILE, data)
-        log.info("dynamic broker configs: per broker %s, cluster default %s", per_broker, cluster_default)
+        log.info(
+            "dynamic broker configs: per broker %s, cluster default %s",
+            _shown(per_broker),
+            _shown(cluster_default),
+        )
 
     async def set_log_start(self, topic: Topic, partition: int, offset: int) -> int:
         """DeleteRecords: the new log start offset, applied and durable on return."""
@@ -295,3 +299,9 @@ class BrokerState:
         replace_durably(self.data_dir / META_DIR / TOPICS_FILE, data)
         # Partition directories are created by PartitionLog.open; make their entries durable too.
         fsync_dir(self.data_dir)
+
+
+def _shown(configs: dict[str, Any]) -> dict[str, Any]:
+    """Configs for the log: values of sensitive keys, and of names the broker does not know (which may be
+    secrets, as Kafka assumes), are left out."""
+    return {k: v if k in KEYS and k not in SENSITIVE_KEYS else "[hidden]" for k, v in configs.items()}
