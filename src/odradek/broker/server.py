@@ -418,7 +418,7 @@ class _Connection:
         try:
             answer, _ = sasl.authenticate(token)
         except AuthenticationFailed as e:
-            log.info("authentication failed for %s: %s", self.peer, e)
+            log.info("authentication failed for %s: %s", self.peer, getattr(e, "reason", e))
             self.close_after_response(self.broker.config["connection.failed.authentication.delay.ms"])
             return
         if sasl.authenticated:

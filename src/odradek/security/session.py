@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .sasl import AuthenticationFailed, SaslServer, new_server
+from .sasl import AuthenticationFailed, SaslServer, generic_failure, new_server
 
 API_VERSIONS = 18
 SASL_HANDSHAKE = 17
@@ -99,7 +99,12 @@ class SaslSession:
             self.state = "failed"
             return UNSUPPORTED_SASL_MECHANISM, list(self.mechanisms)
         self.mechanism = mechanism
-        self._server = new_server(mechanism, plain_users=self.plain_users, scram_store=self.scram_store)
+        self._server = new_server(
+            mechanism,
+            plain_users=self.plain_users,
+            scram_store=self.scram_store,
+            reauthentication=self._reauthenticating,
+        )
         self.state = "authenticate" if version >= 1 else "raw"
         return 0, list(self.mechanisms)
 
@@ -120,10 +125,8 @@ class SaslSession:
             raise
         except Exception as e:  # a malformed token is a failed login, never a broker error
             self.state = "failed"
-            raise AuthenticationFailed(
-                f"Authentication failed during authentication due to invalid credentials with SASL "
-                f"mechanism {self.mechanism}"
-            ) from e
+            message = generic_failure(self.mechanism or "", self._reauthenticating)
+            raise AuthenticationFailed(message, f"malformed token: {type(e).__name__}") from e
         if not self._server.complete:
             return answer, 0
         principal = self._server.principal
