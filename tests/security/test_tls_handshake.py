@@ -1,0 +1,208 @@
+"""A TLS handshake that stalls is dropped after a bound, and never stops the broker serving others.
+
+Odradek bounds the handshake with ``ssl.handshake.timeout.ms`` (its own key, set to 500 ms here). Kafka
+has no handshake timeout of its own: a connection stuck before the end of its handshake is an idle
+connection, closed after ``connections.max.idle.ms`` (set to 1 s here). On both, while stalled
+connections keep arriving (some silent, some with half a ClientHello), a normal TLS client produces and
+consumes, and then every stalled connection is seen closed by the broker within a generous bound.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from support.certs import Certs
+from support.kafka import KafkaBroker
+from support.net import LOOPBACK, free_port
+from support.odradek import OdradekBroker
+
+HANDSHAKE_TIMEOUT_MS = 500  # Odradek's ssl.handshake.timeout.ms
+KAFKA_IDLE_MS = 1000  # Kafka's connections.max.idle.ms, its bound on the same stall
+DROP_BOUND_S = 60.0  # generous: "dropped at all, not minutes later", not a timing measurement
+RECORDS = 50
+
+
+def _ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _tls_settings(plain: int, tls: int, certs: Certs) -> dict[str, str]:
+    endpoints = f"PLAINTEXT://{LOOPBACK}:{plain},SSL://{LOOPBACK}:{tls}"
+    return {
+        "listeners": endpoints,
+        "advertised.listeners": endpoints,
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SSL",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(certs.server.bundle),
+        "ssl.client.auth": "none",
+    }
+
+
+class Target:
+    def __init__(self, kind: str, process: OdradekBroker | KafkaBroker, plain: int, tls: int) -> None:
+        self.kind, self.process, self.plain, self.tls = kind, process, plain, tls
+
+
+@pytest.fixture(params=["odradek", "kafka"])
+def target(request: pytest.FixtureRequest, tmp_path: Path, secure_certs: Certs) -> Iterator[Target]:
+    plain, tls, controller = _ports(3)
+    settings = _tls_settings(plain, tls, secure_certs)
+    if request.param == "odradek":
+        settings["ssl.handshake.timeout.ms"] = str(HANDSHAKE_TIMEOUT_MS)
+        process: OdradekBroker | KafkaBroker = OdradekBroker(tmp_path / "data", settings=settings)
+    else:
+        request.getfixturevalue("kafka_jars")  # java and the jars, or skip / fail under CI
+        settings["listeners"] += f",CONTROLLER://{LOOPBACK}:{controller}"
+        settings["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
+        settings["connections.max.idle.ms"] = str(KAFKA_IDLE_MS)
+        process = KafkaBroker(tmp_path / "kafka", settings=settings)
+        process.port, process.controller_port = plain, controller
+    process.start()
+    try:
+        yield Target(request.param, process, plain, tls)
+    finally:
+        alive = process.running
+        process.stop()
+    assert alive, f"the {request.param} broker died during the test"
+
+
+def _half_client_hello(certs: Certs) -> bytes:
+    """The first half of a real ClientHello (TLS record header and part of the message)."""
+    ctx = ssl.create_default_context(cafile=str(certs.ca_file))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=LOOPBACK)
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hello = outgoing.read()
+    assert hello[0] == 0x16 and len(hello) > 100, hello[:16]  # a handshake record
+    return hello[: len(hello) // 2]
+
+
+class Staller:
+    """Keeps opening stalled connections to ``port`` (every other one sends half a ClientHello) until
+    stopped; every socket is kept for :meth:`wait_dropped`."""
+
+    def __init__(self, port: int, half_hello: bytes, interval_s: float = 0.1) -> None:
+        self.port, self.half_hello, self.interval_s = port, half_hello, interval_s
+        self.sockets: list[socket.socket] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tls-staller", daemon=True)
+
+    def open_one(self) -> None:
+        s = socket.create_connection((LOOPBACK, self.port), timeout=10)
+        if len(self.sockets) % 2:
+            s.sendall(self.half_hello)
+        self.sockets.append(s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.open_one()
+            except OSError as e:
+                self.errors.append(repr(e))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> Staller:
+        for _ in range(6):  # several stalled before the good client starts
+            self.open_one()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def wait_dropped(self, bound_s: float) -> list[int]:
+        """Indexes of the sockets the broker did NOT close within ``bound_s`` (from now)."""
+        deadline = time.monotonic() + bound_s
+        open_ones = []
+        for i, s in enumerate(self.sockets):
+            if not _closed_by_peer(s, deadline):
+                open_ones.append(i)
+        return open_ones
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+
+
+def _closed_by_peer(s: socket.socket, deadline: float) -> bool:
+    while True:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = s.recv(65536)
+        except TimeoutError:
+            return False
+        except ConnectionError:  # reset: dropped as well
+            return True
+        if not data:
+            return True
+        # A TLS alert before the close is fine; keep reading until the end of the stream.
+        if time.monotonic() >= deadline:
+            return False
+
+
+def _tls_client(target: Target, certs: Certs) -> dict:
+    return {
+        "bootstrap.servers": f"{LOOPBACK}:{target.tls}",
+        "security.protocol": "SSL",
+        "ssl.ca.location": str(certs.ca_file),
+    }
+
+
+def _produce_and_consume(target: Target, certs: Certs) -> list[bytes]:
+    topic = f"tls-stall-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": f"{LOOPBACK}:{target.plain}"})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(60)
+    producer = Producer({**_tls_client(target, certs), "acks": "all", "enable.idempotence": True})
+    for i in range(RECORDS):
+        producer.produce(topic, f"v{i}".encode(), partition=0)
+    assert producer.flush(60) == 0
+    consumer = Consumer({**_tls_client(target, certs), "group.id": topic, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(values) < RECORDS and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                values.append(msg.value())
+    finally:
+        consumer.close()
+    return values
+
+
+def test_stalled_tls_handshakes_are_dropped_and_others_served(target: Target, secure_certs: Certs) -> None:
+    staller = Staller(target.tls, _half_client_hello(secure_certs))
+    try:
+        with staller:
+            values = _produce_and_consume(target, secure_certs)
+            during = len(staller.sockets)
+        assert values == [f"v{i}".encode() for i in range(RECORDS)]
+        assert not staller.errors, staller.errors[:5]
+        assert during > 6  # stalled connections kept arriving while the client worked
+        still_open = staller.wait_dropped(DROP_BOUND_S)
+        assert not still_open, (
+            f"{len(still_open)} of {len(staller.sockets)} stalled connections still open after "
+            f"{DROP_BOUND_S:.0f} s (indexes {still_open[:10]})"
+        )
+        # And the broker still serves a new client once the stalls are gone.
+        assert _produce_and_consume(target, secure_certs) == [f"v{i}".encode() for i in range(RECORDS)]
+    finally:
+        staller.close()

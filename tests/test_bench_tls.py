@@ -1,0 +1,57 @@
+"""The TLS benchmark keeps working: `python -m bench.tls --quick` runs every workload over PLAINTEXT and SSL
+on Odradek and on Apache Kafka (log.flush.interval.messages=1, the like-for-like column).
+
+Speed is not judged here (CI machines are noisy): only that every row has positive, consistent figures,
+that the SSL listener really negotiated TLS on both brokers, and that the table says what it compares.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from support.benchrun import repo_on_path, run_quick
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_tls_quick_runs_every_row(kafka_jars: Path, tmp_path: Path) -> None:
+    with repo_on_path():
+        from bench.tls import DEFAULT_BROKERS, KIB, PROTOCOLS, WORKLOADS
+
+    report = run_quick("bench.tls", tmp_path, "*-tls.json", timeout=900)
+    assert report["mode"] == "quick"
+    assert set(report["brokers"]) == set(DEFAULT_BROKERS)
+    assert report["params"]["clients"] == ["confluent"]
+    problems = []
+    for broker, entry in report["brokers"].items():
+        if entry.get("error"):
+            problems.append(f"{broker}: {entry['error']}")
+            continue
+        if entry.get("tls", {}).get("version") not in ("TLSv1.2", "TLSv1.3"):
+            problems.append(f"{broker}: SSL listener negotiated {entry.get('tls')!r}")
+        for workload in WORKLOADS:
+            for protocol in PROTOCOLS:
+                key = f"confluent/{workload}/{protocol}"
+                row = entry.get("rows", {}).get(key)
+                if row is None or "error" in row:
+                    problems.append(f"{broker}/{key}: {row and row.get('error') or 'missing'}")
+                    continue
+                for name in ("mb_per_s", "msg_per_s"):
+                    value = row.get(name)
+                    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                        problems.append(f"{broker}/{key}/{name}: {value!r}")
+                if not problems and not math.isclose(
+                    row["msg_per_s"] * KIB / 1e6, row["mb_per_s"], rel_tol=0.01
+                ):
+                    problems.append(f"{broker}/{key}: {row['msg_per_s']} rec/s is not {row['mb_per_s']} MB/s")
+                cpu = row.get("cpu_s_per_100mb")
+                if not (isinstance(cpu, int | float) and math.isfinite(cpu) and cpu >= 0):
+                    problems.append(f"{broker}/{key}/cpu_s_per_100mb: {cpu!r}")
+    table = report.get("table", "")
+    assert not problems, "\n".join(problems) + "\n\n" + table
+    assert "like-for-like" in table.lower()
+    assert "odradek/kafka-flush" in table
+    assert table.count("| SSL |") == len(WORKLOADS)
