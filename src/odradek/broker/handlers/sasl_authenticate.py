@@ -41,5 +41,5 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         "error_code": 0,
         "error_message": None,
         "auth_bytes": answer,
-        "session_lifetime_ms": lifetime_ms,
+        "session_lifetime": lifetime_ms,
     }
