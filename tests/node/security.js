@@ -66,7 +66,8 @@ async function at(stage, promise) {
 function withDeadline(ms, what, promise) {
   let timer;
   const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no result within ${ms} ms`), { name: 'Timeout' })), ms);
+    const timeout = Object.assign(new Error(`${what}: no result within ${ms} ms`), { name: 'Timeout' });
+    timer = setTimeout(() => reject(timeout), ms);
   });
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
@@ -86,7 +87,12 @@ async function run(c) {
   const admin = kafka.admin();
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   // A short fetch wait: disconnecting waits for the fetch in flight.
-  const consumer = kafka.consumer({ groupId: c.group, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 250 });
+  const consumer = kafka.consumer({
+    groupId: c.group,
+    sessionTimeout: 10000,
+    heartbeatInterval: 500,
+    maxWaitTimeInMs: 250,
+  });
   try {
     await at('create', admin.connect());
     await at(
@@ -96,10 +102,8 @@ async function run(c) {
     const want = [];
     for (let i = 0; i < c.n; i++) want.push(`${c.name}-${i}`);
     await at('produce', producer.connect());
-    await at(
-      'produce',
-      producer.send({ topic: c.topic, acks: -1, messages: want.map((value, i) => ({ key: String(i), value })) }),
-    );
+    const messages = want.map((value, i) => ({ key: String(i), value }));
+    await at('produce', producer.send({ topic: c.topic, acks: -1, messages }));
 
     const got = [];
     const next = {};

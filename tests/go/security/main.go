@@ -173,8 +173,10 @@ func run(c securityCase) (map[string]any, error) {
 		kgo.RequestRetries(2),
 		kgo.RetryTimeout(time.Duration(c.TimeoutMs) * time.Millisecond),
 	}, sec...)
+	base = base[:len(base):len(base)] // the producer's and the consumer's options append to copies
 
-	producer, err := kgo.NewClient(append(base, kgo.RecordDeliveryTimeout(time.Duration(c.TimeoutMs)*time.Millisecond))...)
+	deliveryTimeout := kgo.RecordDeliveryTimeout(time.Duration(c.TimeoutMs) * time.Millisecond)
+	producer, err := kgo.NewClient(append(base, deliveryTimeout)...)
 	if err != nil {
 		return nil, failAt("config", err)
 	}
@@ -218,7 +220,8 @@ func run(c securityCase) (map[string]any, error) {
 		fetches.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
 	}
 	if len(got) < c.N {
-		return nil, failAt("consume", fmt.Errorf("%d of %d records before the deadline: %w", len(got), c.N, ctx.Err()))
+		err := fmt.Errorf("%d of %d records before the deadline: %w", len(got), c.N, ctx.Err())
+		return nil, failAt("consume", err)
 	}
 	if err := consumer.CommitUncommittedOffsets(ctx); err != nil {
 		return nil, failAt("commit", err)
