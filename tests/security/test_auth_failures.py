@@ -331,12 +331,40 @@ def test_client_not_trusting_the_broker(secured: SecuredBroker) -> None:
 
 
 def test_confluent_bad_certificate_refused(secured: SecuredBroker) -> None:
-    """librdkafka with an expired certificate sees the TLS session fail (a transport error naming the
-    TLS alert), never a Kafka response."""
-    from confluent_kafka import KafkaError
+    """librdkafka with an expired certificate never gets a Kafka response: its error_cb reports the
+    broker down (Kafka's TLS alert also shows as a transport error naming it; see the test below)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
 
-    codes = {KafkaError._SSL, KafkaError._TRANSPORT}
+    codes = {KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN}
     errors = _client_errors(secured.confluent_config("SSL", cert="expired_client"), codes)
-    refused = [e for e in errors if e.code() in codes]
-    assert refused, errors
-    assert "SSL" in refused[0].str(), refused[0]
+    assert any(e.code() in codes for e in errors), errors
+    with pytest.raises(KafkaException):
+        AdminClient(secured.confluent_config("SSL", cert="expired_client")).list_topics(timeout=3)
+
+
+# gh-98078: asyncio's SSL transport (CPython < 3.15) closes without flushing the fatal alert OpenSSL wrote.
+ODRADEK_NO_ALERT = (
+    "Odradek closes a refused TLS peer without the fatal TLS alert Kafka sends: asyncio's SSL transport "
+    "drops it (CPython gh-98078), so librdkafka says 'Disconnected' where Kafka's clients see the reason"
+)
+
+
+@pytest.mark.parametrize("case", ["expired_client", "untrusted_client", "none", "plaintext"])
+def test_refused_tls_peer_gets_alert(
+    secured: SecuredBroker, case: str, request: pytest.FixtureRequest
+) -> None:
+    """Kafka tells a refused TLS peer why, with a fatal TLS alert record, before it closes."""
+    if secured.is_odradek:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=ODRADEK_NO_ALERT))
+    if case == "plaintext":
+        wire = WireClient(secured.bootstrap("SSL"), timeout_s=TIMEOUT_S)
+        try:
+            wire.send_raw(wire.encode_request(ApiVersionsRequest, API_VERSIONS, 1))
+            data = _read_until_closed(wire.sock)
+        finally:
+            wire.close()
+        assert data[:3] == b"\x15\x03\x03", data[:40]  # alert record, TLS 1.2 framing
+        return
+    with pytest.raises(ssl.SSLError, match="ALERT"):
+        _tls_api_versions(secured, cert=case)
