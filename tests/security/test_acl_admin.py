@@ -318,3 +318,58 @@ def test_acl_admin_needs_cluster_alter_and_describe(open_broker: Any) -> None:
     wait_until(refused, TIMEOUT_S, "CreateAcls to be refused once ALTER on the cluster is denied")
     denied = CLUSTER_AUTHORIZATION_FAILED
     assert wire_codes(open_broker.bootstrap) == (denied, [denied, denied])
+
+
+def run_acl_tool(capsys: pytest.CaptureFixture[str], bootstrap: str, *words: str) -> Any:
+    """``odradek acl ...`` (src/odradek/tools/acl.py) with JSON output: what it printed, decoded."""
+    import argparse
+    import json
+
+    from odradek.cli import _client_options
+    from odradek.tools import acl as acl_tool
+    from odradek.tools.output import Output
+
+    parser = argparse.ArgumentParser(prog="odradek")
+    acl_tool.add_parser(parser.add_subparsers(dest="command", required=True), _client_options())
+    args = parser.parse_args(["acl", *words, "-b", bootstrap, "--format", "json"])
+    capsys.readouterr()
+    assert acl_tool.run(args, Output(args.format)) == 0
+    text = capsys.readouterr().out
+    return json.loads(text) if text.strip() else None
+
+
+def test_the_acl_command(acl_broker: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from odradek.tools.common import ToolError
+
+    b = acl_broker.bootstrap
+    added = run_acl_tool(
+        capsys, b, "add", "--allow-principal", "User:alice", "--operation", "read", "--operation", "describe",
+        "--topic", "orders", "--group", "billing", "--resource-pattern-type", "prefixed",
+    )  # fmt: skip
+    assert len(added) == 4
+    deny = ["--deny-principal", "User:bob", "--deny-host", "10.0.0.7", "--operation", "all", "--cluster"]
+    run_acl_tool(capsys, b, "add", *deny)
+    want = {
+        ("TOPIC", "orders", "PREFIXED", "User:alice", "*", "READ", "ALLOW"),
+        ("TOPIC", "orders", "PREFIXED", "User:alice", "*", "DESCRIBE", "ALLOW"),
+        ("GROUP", "billing", "PREFIXED", "User:alice", "*", "READ", "ALLOW"),
+        ("GROUP", "billing", "PREFIXED", "User:alice", "*", "DESCRIBE", "ALLOW"),
+        ("CLUSTER", "kafka-cluster", "LITERAL", "User:bob", "10.0.0.7", "ALL", "DENY"),
+    }
+
+    def listed(*words: str) -> set[tuple[str, ...]]:
+        return {tuple(r.values()) for r in run_acl_tool(capsys, b, "list", *words)}
+
+    wait_until(lambda: listed() == want, TIMEOUT_S, "odradek acl list to show the added ACLs")
+    assert listed("--topic", "orders-eu", "--resource-pattern-type", "match") == {
+        w for w in want if w[0] == "TOPIC"
+    }
+    assert listed("--principal", "User:bob") == {w for w in want if w[3] == "User:bob"}
+    with pytest.raises(ToolError, match="--all"):
+        run_acl_tool(capsys, b, "delete")
+    removed = run_acl_tool(
+        capsys, b, "delete", "--topic", "orders", "--resource-pattern-type", "prefixed", "--operation", "read"
+    )
+    assert {tuple(r.values()) for r in removed} == {w for w in want if w[0] == "TOPIC" and w[5] == "READ"}
+    left = {w for w in want if not (w[0] == "TOPIC" and w[5] == "READ")}
+    wait_until(lambda: listed() == left, TIMEOUT_S, "odradek acl list to show what delete left")
