@@ -13,12 +13,14 @@ from odradek.broker.authz import ResourceType as Rt
 from odradek.security.acls import (
     ACLS_FILE,
     CACHE_ENTRIES_MAX,
+    MAX_ACLS_PER_REQUEST,
     AclBinding,
     AclFilter,
     AclStoreError,
     Authorizer,
     PatternType,
     Permission,
+    TooManyAcls,
     binding_problem,
     unconstructible,
 )
@@ -379,3 +381,12 @@ def test_many_acls_answer_from_the_indexes(tmp_path: Path) -> None:
     assert can(a, Op.READ, "prefix-999-x")
     assert can(a, Op.DESCRIBE, "prefix-5-")
     assert not can(a, Op.READ, "prefix-1000-x")
+
+
+def test_one_request_creates_at_most_the_controller_bound(tmp_path: Path) -> None:
+    a = store(tmp_path, acl("t0"))
+    many = [acl(f"t{i}") for i in range(MAX_ACLS_PER_REQUEST + 1)]  # t0 exists: exactly the bound is new
+    assert a.create(many) == [None] * len(many)
+    with pytest.raises(TooManyAcls):
+        a.create([acl(f"u{i}") for i in range(MAX_ACLS_PER_REQUEST + 1)])
+    assert len(a) == MAX_ACLS_PER_REQUEST + 1

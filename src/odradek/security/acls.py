@@ -283,6 +283,10 @@ def _in_network(host: str, network: ipaddress.IPv4Network | ipaddress.IPv6Networ
         return False
 
 
+class TooManyAcls(Exception):
+    """More new ACLs in one request than Kafka's controller takes in one operation: the request fails."""
+
+
 class AclStoreError(RuntimeError):
     """The ACL file cannot be read back: the broker must not start with a guess at its ACLs."""
 
@@ -507,6 +511,10 @@ class Authorizer:
             results.append(problem)
             if problem is None and binding not in self._acls:
                 added[binding] = None  # creating an ACL that exists is a success that changes nothing
+        if len(added) > MAX_ACLS_PER_REQUEST:
+            raise TooManyAcls(
+                f"Cannot create more than {MAX_ACLS_PER_REQUEST} acls in a single create operation."
+            )
         return results, list(added)
 
     def _plan_delete(
@@ -532,7 +540,8 @@ class Authorizer:
         return results, removed
 
     def create(self, bindings: Iterable[AclBinding]) -> list[str | None]:
-        """Add ACLs, durable on return. Per binding: None (created, or already there) or why it is refused."""
+        """Add ACLs, durable on return. Per binding: None (created, or already there) or why it is refused.
+        Raises TooManyAcls (and adds nothing) past MAX_ACLS_PER_REQUEST new ACLs."""
         results, added = self._plan_create(list(bindings))
         if added:
             acls = [*self._acls, *added]

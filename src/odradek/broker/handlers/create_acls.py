@@ -3,16 +3,24 @@
 Without an authorizer every creation answers SECURITY_DISABLED; the caller needs ALTER on the cluster.
 Each creation is checked on its own (INVALID_REQUEST with Kafka's message); an ACL that exists already is
 a success. A code 0 (UNKNOWN) anywhere fails Kafka's request parsing, which closes the connection; an
-ANY / MATCH value fails the whole request with UNKNOWN_SERVER_ERROR, as in Kafka.
+ANY / MATCH value, or more than 10000 new ACLs, fails the whole request with UNKNOWN_SERVER_ERROR, as in
+Kafka.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...security.acls import UNKNOWN_SERVER_ERROR, AclBinding, unconstructible
+from ...security.acls import UNKNOWN_SERVER_ERROR, AclBinding, TooManyAcls, unconstructible
 from .. import authz
-from ._common import CLUSTER_AUTHORIZATION_FAILED, INVALID_REQUEST, NONE, SECURITY_DISABLED, CloseConnection
+from ._common import (
+    CLUSTER_AUTHORIZATION_FAILED,
+    INVALID_REQUEST,
+    NONE,
+    SECURITY_DISABLED,
+    CloseConnection,
+    log,
+)
 
 
 def _has_unknown(c: Any) -> bool:
@@ -49,7 +57,11 @@ async def handle(ctx: Any, request: Any) -> dict[str, Any]:
     ]
     if any(unconstructible(b) for b in bindings):
         return _answer(len(creations), UNKNOWN_SERVER_ERROR, None)
-    problems = await authorizer.create_async(bindings)
+    try:
+        problems = await authorizer.create_async(bindings)
+    except TooManyAcls as e:  # Kafka's controller fails the whole operation, every creation with it
+        log.warning("CreateAcls from %s refused: %s", ctx.principal, e)
+        return _answer(len(creations), UNKNOWN_SERVER_ERROR, None)
     return {
         "throttle_time": 0,
         "results": [
