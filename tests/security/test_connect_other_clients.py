@@ -100,8 +100,8 @@ def _argv_prefix(client: str) -> list[str]:
     return java_main("odradek.security.SecurityScenario")
 
 
-def _run(client: str, argv: list[str], cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Run every case in one process; its JSON lines by case name."""
+def _run(client: str, argv: list[str], cases: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], str]:
+    """Run every case in one process: its JSON lines by case name, and the tail of its stderr."""
     args = [json.dumps(c) for c in cases]
     if client == "kafkajs":
         proc = run_node("security.js", *args, timeout=RUN_TIMEOUT_S, check=False)
@@ -112,7 +112,7 @@ def _run(client: str, argv: list[str], cases: list[dict[str, Any]]) -> dict[str,
     assert proc.returncode == 0, f"{client} exited with {proc.returncode}:\n{proc.stderr[-4000:]}"
     results = {r["name"]: r for r in json_lines(proc.stdout)}
     assert sorted(results) == sorted(c["name"] for c in cases), proc.stdout + proc.stderr[-4000:]
-    return results
+    return results, proc.stderr[-6000:]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_round_trips_and_wrong_passwords(secured: SecuredBroker, client: str, un
         wrong["password"] = USERS[user] + "-wrong"
         cases.append(wrong)
 
-    results = _run(client, argv, cases)
+    results, stderr = _run(client, argv, cases)
 
     ok = {"ok": True, "produced": COUNT, "consumed": COUNT, "values_match": True, "committed": COUNT}
     refused = {"ok": False, "stage": "create", **AUTH_FAILED[client]}
@@ -173,4 +173,4 @@ def test_round_trips_and_wrong_passwords(secured: SecuredBroker, client: str, un
     got = {
         name: {key: results[name].get(key) for key in want[name]} for name in (*ROUND_TRIPS, *WRONG_PASSWORD)
     }
-    assert got == want, json.dumps(results, indent=1)
+    assert got == want, f"{json.dumps(results, indent=1)}\n--- {client} stderr:\n{stderr}"
