@@ -96,15 +96,8 @@ def kafka_settings(ports: Mapping[str, int], controller_port: int, certs: Certs)
     return settings
 
 
-class SecuredOdradek(OdradekBroker):
-    """``odradek serve`` with ``listeners`` in its settings: no ``--listen`` beside them."""
-
-    def argv(self, listen: str | None = None) -> list[str]:
-        args = super().argv(listen)
-        if "listeners" in self.settings and "--listen" in args:
-            i = args.index("--listen")
-            del args[i : i + 2]
-        return args
+#: OdradekBroker leaves ``--listen`` out when its settings hold ``listeners``: nothing more is needed.
+SecuredOdradek = OdradekBroker
 
 
 def start_secured_kafka(work_dir: Path, certs: Certs) -> SecuredBroker:
