@@ -1,31 +1,50 @@
-"""AddPartitionsToTxn (v0-v3, from clients): partitions join the producer's open transaction."""
+"""AddPartitionsToTxn (v0-v3, from clients): partitions join the producer's open transaction.
+
+As Kafka: WRITE on the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition)
+and on each topic (else TOPIC_AUTHORIZATION_FAILED, the others then OPERATION_NOT_ATTEMPTED)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .. import authz
 from ..clock import now_ms
-from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION, after_txn_persist, find_partition
-
-OPERATION_NOT_ATTEMPTED = 55
+from ._common import (
+    NONE,
+    OPERATION_NOT_ATTEMPTED,
+    TOPIC_AUTHORIZATION_FAILED,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    after_txn_persist,
+    find_partition,
+    refused,
+)
 
 
 def handle(ctx: Any, request: Any) -> Any:
     broker = ctx.broker
     txns = broker.txns
     topics = [(t.name, list(t.partitions)) for t in request.v3_and_below_topics]
-    unknown = {(name, p) for name, parts in topics for p in parts if find_partition(broker, name, p) is None}
-    if unknown:
-        # Kafka refuses the whole request: the unknown ones say why, the rest were not attempted.
+    tid = request.v3_and_below_transactional_id
+    if not authz.allowed(ctx, authz.AclOperation.WRITE, authz.ResourceType.TRANSACTIONAL_ID, tid):
+        code = TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        return _response(topics, {(name, p): code for name, parts in topics for p in parts})
+    denied = refused(ctx, authz.AclOperation.WRITE, authz.ResourceType.TOPIC, (name for name, _ in topics))
+    failed = {
+        (name, p): TOPIC_AUTHORIZATION_FAILED if name in denied else UNKNOWN_TOPIC_OR_PARTITION
+        for name, parts in topics
+        for p in parts
+        if name in denied or find_partition(broker, name, p) is None
+    }
+    if failed:
+        # Kafka refuses the whole request: the failed ones say why, the rest were not attempted.
         codes = {
-            (name, p): UNKNOWN_TOPIC_OR_PARTITION if (name, p) in unknown else OPERATION_NOT_ATTEMPTED
-            for name, parts in topics
-            for p in parts
+            (name, p): failed.get((name, p), OPERATION_NOT_ATTEMPTED) for name, parts in topics for p in parts
         }
         return _response(topics, codes)
     error = txns.coordinator.add_partitions(
         now_ms(),
-        request.v3_and_below_transactional_id,
+        tid,
         request.v3_and_below_producer_id,
         request.v3_and_below_producer_epoch,
         [(name, p) for name, parts in topics for p in parts],

@@ -1,13 +1,18 @@
-"""ConsumerGroupDescribe (KIP-848): epochs, assignor, and each member's current and target assignment."""
+"""ConsumerGroupDescribe (KIP-848): epochs, assignor, and each member's current and target assignment.
+
+With an authorizer, as Kafka: DESCRIBE on each group (refused groups answered first, with
+GROUP_AUTHORIZATION_FAILED), and a group whose assignments name a topic the principal may not describe is
+answered TOPIC_AUTHORIZATION_FAILED with no members, so that no topic name leaks."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .. import authz
-from ._common import NONE
+from ._common import GROUP_AUTHORIZATION_FAILED, NONE, TOPIC_AUTHORIZATION_FAILED, refused
 
 GROUP_ID_NOT_FOUND = 69
+GROUP = authz.ResourceType.GROUP
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
@@ -23,8 +28,15 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         }
 
     asked = bool(request.include_authorized_operations)
-    out = []
+    denied = refused(ctx, authz.AclOperation.DESCRIBE, authz.ResourceType.GROUP, request.group_ids)
+    out = [
+        _refusal(group_id, GROUP_AUTHORIZATION_FAILED, None)
+        for group_id in request.group_ids
+        if group_id in denied
+    ]
     for group_id in request.group_ids:
+        if group_id in denied:
+            continue
         g = broker.groups.consumer.groups.get(group_id)
         if g is None:
             out.append(
@@ -37,10 +49,24 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                     "assignment_epoch": -1,
                     "assignor_name": "",
                     "members": [],
-                    "authorized_operations": authz.field_value(asked, authz.ResourceType.GROUP, group_id),
+                    "authorized_operations": authz.field_value(
+                        asked, authz.ResourceType.GROUP, group_id, ctx
+                    ),
                 }
             )
             continue
+        if broker.authorizer is not None:
+            named = {
+                by_id[t].name
+                for m in g.members.values()
+                for assignment in (m.assigned, g.target.get(m.member_id, {}))
+                for t in assignment
+                if t in by_id
+            }
+            if refused(ctx, authz.AclOperation.DESCRIBE, authz.ResourceType.TOPIC, named):
+                message = "The group has described topic(s) that the client is not authorized to describe."
+                out.append(_refusal(group_id, TOPIC_AUTHORIZATION_FAILED, message))
+                continue
         out.append(
             {
                 "error_code": NONE,
@@ -66,7 +92,21 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                     }
                     for m in g.members.values()
                 ],
-                "authorized_operations": authz.field_value(asked, authz.ResourceType.GROUP, group_id),
+                "authorized_operations": authz.field_value(asked, GROUP, group_id, ctx),
             }
         )
     return {"throttle_time": 0, "groups": out}
+
+
+def _refusal(group_id: str, code: int, message: str | None) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "error_message": message,
+        "group_id": group_id,
+        "group_state": "",
+        "group_epoch": 0,
+        "assignment_epoch": 0,
+        "assignor_name": "",
+        "members": [],
+        "authorized_operations": authz.OMITTED,
+    }

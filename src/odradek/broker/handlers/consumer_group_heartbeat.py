@@ -1,4 +1,8 @@
-"""ConsumerGroupHeartbeat (KIP-848): join, stay, reconcile and leave, all through one call."""
+"""ConsumerGroupHeartbeat (KIP-848): join, stay, reconcile and leave, all through one call.
+
+With an authorizer, as Kafka: READ on the group (else GROUP_AUTHORIZATION_FAILED), DESCRIBE on every
+subscribed topic named (else TOPIC_AUTHORIZATION_FAILED for the heartbeat), and a regular expression
+matches only topics the principal may describe."""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import uuid
 from typing import Any
 
 from ...coordinator.consumer_groups import HeartbeatRequest
-from ._common import log
+from .. import authz
+from ._common import GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, log, refused
 
 GROUP_ID_NOT_FOUND = 69
 
@@ -14,6 +19,13 @@ GROUP_ID_NOT_FOUND = 69
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     groups = broker.groups
+    checked = broker.authorizer is not None
+    if checked:
+        if not authz.allowed(ctx, authz.AclOperation.READ, authz.ResourceType.GROUP, request.group_id):
+            return _error(GROUP_AUTHORIZATION_FAILED, None, epoch=0)
+        names = request.subscribed_topic_names or ()
+        if refused(ctx, authz.AclOperation.DESCRIBE, authz.ResourceType.TOPIC, names):
+            return _error(TOPIC_AUTHORIZATION_FAILED, None, epoch=0)
     classic = groups.coordinator.group(request.group_id)
     if classic is not None:
         if classic.members:
@@ -50,7 +62,13 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         topic = state.topics.get(name)
         return (topic.topic_id, len(topic.partitions)) if topic is not None else None
 
-    r = groups.consumer_heartbeat(req, resolve, lambda: list(state.topics))
+    def topics() -> list[str]:
+        if not checked:
+            return list(state.topics)
+        hidden = refused(ctx, authz.AclOperation.DESCRIBE, authz.ResourceType.TOPIC, state.topics)
+        return [name for name in state.topics if name not in hidden]
+
+    r = groups.consumer_heartbeat(req, resolve, topics)
     if r.error_code:
         log.info(
             "consumer group %s: heartbeat from %s refused (error %d): %s",
@@ -74,13 +92,14 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
     }
 
 
-def _error(code: int, message: str) -> dict[str, Any]:
+def _error(code: int, message: str | None, epoch: int = -1) -> dict[str, Any]:
+    """A refusal; Kafka's authorization refusals leave the epoch at its default (0)."""
     return {
         "throttle_time": 0,
         "error_code": code,
         "error_message": message,
         "member_id": None,
-        "member_epoch": -1,
+        "member_epoch": epoch,
         "heartbeat_interval": 0,
         "assignment": None,
     }

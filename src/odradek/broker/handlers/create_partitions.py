@@ -1,20 +1,34 @@
-"""CreatePartitions: grow a topic's partition count (never shrink)."""
+"""CreatePartitions: grow a topic's partition count (never shrink); ALTER on the topic, as in Kafka."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .. import authz
 from ..clock import now_ms
 from ..state import MAX_PARTITIONS_PER_TOPIC
-from ._common import INVALID_PARTITIONS, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
+from ._common import (
+    INVALID_PARTITIONS,
+    INVALID_REQUEST,
+    NONE,
+    TOPIC_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    refused,
+)
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
     state = ctx.broker.state
+    denied = refused(
+        ctx, authz.AclOperation.ALTER, authz.ResourceType.TOPIC, (t.name for t in request.topics)
+    )
     results = []
     for t in request.topics:
         out: dict[str, Any] = {"name": t.name, "error_code": NONE, "error_message": None}
         results.append(out)
+        if t.name in denied:
+            out["error_code"] = TOPIC_AUTHORIZATION_FAILED
+            continue
         topic = state.topics.get(t.name)
         if topic is None:
             out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION

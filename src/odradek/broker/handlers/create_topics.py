@@ -1,12 +1,26 @@
-"""CreateTopics: one node, so replication factor 1 (or -1 for the default) only."""
+"""CreateTopics: one node, so replication factor 1 (or -1 for the default) only.
+
+With an authorizer, as Kafka's controller: CREATE on the cluster, or else on each topic (refused ones
+answer TOPIC_AUTHORIZATION_FAILED and are not validated); a created topic's configs, partition count and
+replication factor are answered only with DESCRIBE_CONFIGS on it (else topic_config_error_code is 29).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .. import authz
 from ..clock import now_ms
 from ..state import TopicError
-from ._common import INVALID_REQUEST, NONE, log
+from ._common import (
+    INVALID_REQUEST,
+    NO_REFUSALS,
+    NONE,
+    TOPIC_AUTHORIZATION_FAILED,
+    cluster_allowed,
+    log,
+    refused,
+)
 from .describe_configs import topic_config_entries
 
 ZERO_UUID_STR = "00000000-0000-0000-0000-000000000000"
@@ -18,6 +32,11 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
     seen: dict[str, int] = {}
     for t in request.topics:
         seen[t.name] = seen.get(t.name, 0) + 1
+    denied, hidden = NO_REFUSALS, NO_REFUSALS
+    if ctx.broker.authorizer is not None:
+        if not cluster_allowed(ctx, authz.AclOperation.CREATE):
+            denied = refused(ctx, authz.AclOperation.CREATE, authz.ResourceType.TOPIC, seen)
+        hidden = refused(ctx, authz.AclOperation.DESCRIBE_CONFIGS, authz.ResourceType.TOPIC, seen)
     for t in request.topics:
         out: dict[str, Any] = {
             "name": t.name,
@@ -34,6 +53,10 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                 f"Create topics request from client `{ctx.header.client_id}` contains "
                 f"multiple entries for the following topics: {t.name}"
             )
+            continue
+        if t.name in denied:
+            out["error_code"] = TOPIC_AUTHORIZATION_FAILED
+            out["error_message"] = "Authorization failed."
             continue
         try:
             if t.assignments:
@@ -68,6 +91,9 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         else:
             topic = state.create_topic(t.name, n, configs, now_ms())
             topic_id = topic.topic_id
+        if t.name in hidden:
+            out.update(topic_id=topic_id, topic_config_error_code=TOPIC_AUTHORIZATION_FAILED, configs=[])
+            continue
         out.update(
             num_partitions=n,
             replication_factor=1,

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, log
+from .. import authz
+from ._common import (
+    NONE,
+    OFFSET_OUT_OF_RANGE,
+    TOPIC_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    log,
+    refused,
+)
 
 HIGH_WATERMARK = -1
 
@@ -22,6 +30,7 @@ async def handle(ctx: Any, request: Any) -> dict[str, Any]:
     for t in request.topics:
         for p in t.partitions:
             wanted.setdefault(t.name, {})[p.partition_index] = p.offset
+    denied = refused(ctx, authz.AclOperation.DELETE, authz.ResourceType.TOPIC, wanted)  # as Kafka
     topics_out = []
     for name, partitions in wanted.items():
         topic = state.topics.get(name)
@@ -29,6 +38,9 @@ async def handle(ctx: Any, request: Any) -> dict[str, Any]:
         for index, requested in partitions.items():
             out = {"partition_index": index, "low_watermark": -1, "error_code": NONE}
             parts_out.append(out)
+            if name in denied:
+                out["error_code"] = TOPIC_AUTHORIZATION_FAILED
+                continue
             if topic is None or not 0 <= index < len(topic.partitions):
                 out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
                 continue

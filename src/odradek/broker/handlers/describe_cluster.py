@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import authz
-from ._common import INVALID_REQUEST, NONE
+from ._common import INVALID_REQUEST, NONE, cluster_operations
 
 AUTHORIZED_OPERATIONS_OMITTED = authz.OMITTED  # kept for the handlers that import it from here
 
@@ -31,7 +31,8 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         "cluster_id": b.cluster_id,
         "controller_id": b.node_id,
         "brokers": [{"broker_id": b.node_id, "host": ctx.host, "port": ctx.port, "rack": None}],
-        "cluster_authorized_operations": authz.field_value(
-            bool(getattr(request, "include_cluster_authorized_operations", False)), authz.ResourceType.CLUSTER
+        # Open to every principal, as in Kafka; only the bitfield depends on who asks.
+        "cluster_authorized_operations": cluster_operations(
+            ctx, bool(getattr(request, "include_cluster_authorized_operations", False))
         ),
     }

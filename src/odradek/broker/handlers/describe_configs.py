@@ -14,6 +14,7 @@ from ...config import (
     GROUP_KEYS,
     KEYS,
     LIST_CONFIGS,
+    SENSITIVE_KEYS,
     STATIC_BROKER_CONFIG,
     TOPIC_CONFIG,
     TOPIC_KEYS,
@@ -21,10 +22,20 @@ from ...config import (
     BrokerConfig,
     group_default,
 )
-from ._common import INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
+from .. import authz
+from ._common import (
+    AUTHORIZATION_MESSAGES,
+    CLUSTER_AUTHORIZATION_FAILED,
+    GROUP_AUTHORIZATION_FAILED,
+    INVALID_REQUEST,
+    NONE,
+    TOPIC_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+)
 
 TOPIC = 2
 BROKER = 4
+BROKER_LOGGER = 8
 GROUP = 32
 DYNAMIC_TOPIC_CONFIG = TOPIC_CONFIG  # the name this module used before config sources moved to config.py
 # config_type values
@@ -182,10 +193,15 @@ def _broker_entries(
             key.doc if include_docs else None,
             read_only=name not in DYNAMIC_BROKER_KEYS,
         )
+        sensitive = name in SENSITIVE_KEYS
+        if sensitive:  # as Kafka answers its PASSWORD configs: no value, anywhere
+            entry.update(value=None, is_sensitive=True)
         if synonyms:
             syn = _broker_synonyms(config, name)
             if cluster_default:
                 syn = [s for s in syn if s["source"] != DYNAMIC_BROKER_CONFIG]
+            if sensitive:
+                syn = [{**s, "value": None} for s in syn]
             entry["synonyms"] = syn
         out.append(entry)
     return out
@@ -226,12 +242,52 @@ def broker_name_problem(name: str, node_id: int, *, describe: bool) -> str | Non
     return None
 
 
+def config_refusal(ctx: Any, operation: authz.AclOperation, resource_type: int, name: str) -> int:
+    """Kafka's check of a config resource: ``operation`` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on the topic,
+    the group, or the cluster for BROKER and BROKER_LOGGER resources; the error code, or NONE."""
+    if ctx.broker.authorizer is None:
+        return NONE
+    if resource_type == TOPIC:
+        return (
+            NONE
+            if authz.allowed(ctx, operation, authz.ResourceType.TOPIC, name)
+            else TOPIC_AUTHORIZATION_FAILED
+        )
+    if resource_type == GROUP:
+        return (
+            NONE
+            if authz.allowed(ctx, operation, authz.ResourceType.GROUP, name)
+            else GROUP_AUTHORIZATION_FAILED
+        )
+    if resource_type in (BROKER, BROKER_LOGGER):
+        cluster = authz.ResourceType.CLUSTER
+        return (
+            NONE
+            if authz.allowed(ctx, operation, cluster, authz.CLUSTER_NAME)
+            else CLUSTER_AUTHORIZATION_FAILED
+        )
+    return NONE  # an unknown type: refused as unsupported where it is handled
+
+
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
     state = ctx.broker.state
     include_docs = bool(getattr(request, "include_documentation", False))
     synonyms = bool(getattr(request, "include_synonyms", False))
     results = []
+    refusals = []  # as Kafka, the refused resources come after the described ones
     for r in request.resources:
+        code = config_refusal(ctx, authz.AclOperation.DESCRIBE_CONFIGS, r.resource_type, r.resource_name)
+        if code != NONE:
+            refusals.append(
+                {
+                    "error_code": code,
+                    "error_message": AUTHORIZATION_MESSAGES[code],
+                    "resource_type": r.resource_type,
+                    "resource_name": r.resource_name,
+                    "configs": [],
+                }
+            )
+            continue
         keys = set(r.configuration_keys) if r.configuration_keys is not None else None
         out: dict[str, Any] = {
             "error_code": NONE,
@@ -265,4 +321,4 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         else:
             out["error_code"] = INVALID_REQUEST
             out["error_message"] = f"Unsupported resource type {r.resource_type}"
-    return {"throttle_time": 0, "results": results}
+    return {"throttle_time": 0, "results": results + refusals}

@@ -1,16 +1,20 @@
 """DescribeLogDirs: the one data directory, each partition's size, offset lag 0 (no future replicas),
-and the file system's total and usable bytes (v4); never cordoned (v5)."""
+and the file system's total and usable bytes (v4); never cordoned (v5). DESCRIBE on the cluster, as in
+Kafka: without it, no directories and (v3+) CLUSTER_AUTHORIZATION_FAILED."""
 
 from __future__ import annotations
 
 import shutil
 from typing import Any
 
-from ._common import NONE
+from .. import authz
+from ._common import CLUSTER_AUTHORIZATION_FAILED, NONE, cluster_allowed
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
     state = ctx.broker.state
+    if not cluster_allowed(ctx, authz.AclOperation.DESCRIBE):
+        return {"throttle_time": 0, "error_code": CLUSTER_AUTHORIZATION_FAILED, "results": []}
     if request.topics is None:
         wanted = [(t, range(len(t.partitions))) for t in state.topics.values()]
     else:

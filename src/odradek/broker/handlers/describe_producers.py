@@ -1,17 +1,38 @@
-"""DescribeProducers: the idempotent/transactional producers a partition currently remembers."""
+"""DescribeProducers: the idempotent/transactional producers a partition currently remembers.
+READ on the topic is needed, as in Kafka (else TOPIC_AUTHORIZATION_FAILED for its partitions)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION, find_partition
+from .. import authz
+from ._common import (
+    AUTHORIZATION_MESSAGES,
+    NONE,
+    TOPIC_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    find_partition,
+    refused,
+)
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    denied = refused(ctx, authz.AclOperation.READ, authz.ResourceType.TOPIC, (t.name for t in request.topics))
     topics_out = []
     for t in request.topics:
         parts = []
         for index in t.partition_indexes:
+            if t.name in denied:
+                code = TOPIC_AUTHORIZATION_FAILED
+                parts.append(
+                    {
+                        "partition_index": index,
+                        "error_code": code,
+                        "error_message": AUTHORIZATION_MESSAGES[code],
+                        "active_producers": [],
+                    }
+                )
+                continue
             plog = find_partition(ctx.broker, t.name, index)
             if plog is None:
                 parts.append(

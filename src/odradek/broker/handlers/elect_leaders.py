@@ -1,12 +1,21 @@
 """ElectLeaders: on one node the only replica always leads, so every named partition answers
 ELECTION_NOT_NEEDED, as Kafka answers when the preferred (or any eligible) leader already leads.
-Asked for every partition (null topic_partitions), Kafka leaves those out: each topic, no partitions."""
+Asked for every partition (null topic_partitions), Kafka leaves those out: each topic, no partitions.
+ALTER on the cluster is needed, as in Kafka: without it the whole request and each partition named
+answer CLUSTER_AUTHORIZATION_FAILED."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._common import NONE, UNKNOWN_TOPIC_OR_PARTITION
+from .. import authz
+from ._common import (
+    AUTHORIZATION_MESSAGES,
+    CLUSTER_AUTHORIZATION_FAILED,
+    NONE,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    cluster_allowed,
+)
 
 ELECTION_NOT_NEEDED = 84
 INVALID_REQUEST = 42
@@ -15,6 +24,19 @@ PREFERRED, UNCLEAN = 0, 1
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
     state = ctx.broker.state
+    if not cluster_allowed(ctx, authz.AclOperation.ALTER):
+        code = CLUSTER_AUTHORIZATION_FAILED
+        message = AUTHORIZATION_MESSAGES[code]
+        refused = [
+            {
+                "topic": t.topic,
+                "partition_result": [
+                    {"partition_id": p, "error_code": code, "error_message": message} for p in t.partitions
+                ],
+            }
+            for t in request.topic_partitions or ()
+        ]
+        return {"throttle_time": 0, "error_code": code, "replica_election_results": refused}
     results = []
     if request.topic_partitions is None:
         results = [{"topic": name, "partition_result": []} for name in state.topics]

@@ -12,6 +12,7 @@ import time
 from typing import Any, NamedTuple
 
 from ...log.partition import OffsetOutOfRange
+from .. import authz
 from ..fetch_sessions import (
     FINAL_EPOCH,
     FetchContext,
@@ -19,7 +20,16 @@ from ..fetch_sessions import (
     Outcome,
     PartitionRequest,
 )
-from ._common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, find_partition
+from ._common import (
+    NO_REFUSALS,
+    NONE,
+    OFFSET_OUT_OF_RANGE,
+    TOPIC_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    cluster_allowed,
+    find_partition,
+    refused,
+)
 
 MAX_WAIT_CAP_MS = 30_000  # bound on how long one fetch may hold a connection's response queue
 READ_UNCOMMITTED = 0
@@ -50,21 +60,33 @@ def handle(ctx: Any, request: Any) -> Any:
         getattr(request, "session_id", 0), getattr(request, "session_epoch", FINAL_EPOCH), fetch, forget
     )
     max_wait_ms = min(int(request.max_wait.total_seconds() * 1000), MAX_WAIT_CAP_MS)
-    got = _read_all(ctx, request, context)
+    denied = NO_REFUSALS if ctx.broker.authorizer is None else _denied(ctx, request, context)
+    got = _read_all(ctx, request, context, denied)
     # As in Kafka: a fetch with no partition to read (a session error among them) is answered at once,
     # and so is one whose read failed (offset out of range); unknown partitions do not cut the wait.
     if got.readable == 0 or got.total >= request.min_bytes or max_wait_ms <= 0 or got.read_error:
         return _respond(context, got.reads)
-    return _long_poll(ctx, request, context, max_wait_ms)
+    return _long_poll(ctx, request, context, max_wait_ms, denied)
 
 
-async def _long_poll(ctx: Any, request: Any, context: FetchContext, max_wait_ms: int) -> dict[str, Any]:
+def _denied(ctx: Any, request: Any, context: FetchContext) -> frozenset[str] | set[str]:
+    """Topics of the partitions this fetch reads (its session's, when incremental) that the principal may
+    not read: as Kafka, READ on each topic, and CLUSTER_ACTION on the cluster for a follower's fetch."""
+    topics = {topic for (topic, _), _ in context.partitions}
+    if getattr(request, "replica_id", -1) >= 0:
+        return set() if cluster_allowed(ctx, authz.AclOperation.CLUSTER_ACTION) else topics
+    return refused(ctx, authz.AclOperation.READ, authz.ResourceType.TOPIC, topics)
+
+
+async def _long_poll(
+    ctx: Any, request: Any, context: FetchContext, max_wait_ms: int, denied: frozenset[str] | set[str]
+) -> dict[str, Any]:
     broker = ctx.broker
     deadline = time.monotonic() + max_wait_ms / 1000
     logs = [
         plog
         for (topic, partition), _ in context.partitions
-        if (plog := find_partition(broker, topic, partition)) is not None
+        if topic not in denied and (plog := find_partition(broker, topic, partition)) is not None
     ]
     while True:
         remaining = deadline - time.monotonic()
@@ -74,10 +96,10 @@ async def _long_poll(ctx: Any, request: Any, context: FetchContext, max_wait_ms:
             await broker.waiters.wait(logs, remaining)
         else:
             await asyncio.sleep(remaining)
-        got = _read_all(ctx, request, context)
+        got = _read_all(ctx, request, context, denied)
         if got.total >= request.min_bytes or got.read_error or broker.stopping:
             return _respond(context, got.reads)
-    return _respond(context, _read_all(ctx, request, context).reads)
+    return _respond(context, _read_all(ctx, request, context, denied).reads)
 
 
 def _respond(context: FetchContext, reads: list[Read]) -> dict[str, Any]:
@@ -117,7 +139,7 @@ class ReadAll(NamedTuple):
     read_error: bool  # a read failed (offset out of range)
 
 
-def _read_all(ctx: Any, request: Any, context: FetchContext) -> ReadAll:
+def _read_all(ctx: Any, request: Any, context: FetchContext, denied: frozenset[str] | set[str]) -> ReadAll:
     broker = ctx.broker
     max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
     max_bytes = min(max_bytes, broker.config["fetch.max.bytes"])
@@ -131,6 +153,10 @@ def _read_all(ctx: Any, request: Any, context: FetchContext) -> ReadAll:
     reads: list[Read] = []
     for key, p in context.partitions:
         topic, partition = key
+        if denied and topic in denied:
+            # Refused before anything is looked up; an error is in every answer, a session's too.
+            reads.append((topic, partition, _refused(partition, read_committed), 0))
+            continue
         plog = find_partition(broker, topic, partition)
         readable += plog is not None
         if (
@@ -184,3 +210,16 @@ def _read_all(ctx: Any, request: Any, context: FetchContext) -> ReadAll:
             out["records"] = chunks
             reads[-1] = (topic, partition, out, size)
     return ReadAll(reads, total, readable, read_error)
+
+
+def _refused(partition: int, read_committed: bool) -> dict[str, Any]:
+    return {
+        "partition_index": partition,
+        "error_code": TOPIC_AUTHORIZATION_FAILED,
+        "high_watermark": -1,
+        "last_stable_offset": -1,
+        "log_start_offset": -1,
+        "aborted_transactions": [] if read_committed else None,
+        "preferred_read_replica": -1,
+        "records": b"",
+    }

@@ -1,13 +1,24 @@
-"""FindCoordinator: this broker coordinates every group and transactional id (v0-v3 one key, v4 batched)."""
+"""FindCoordinator: this broker coordinates every group and transactional id (v0-v3 one key, v4 batched).
+
+As Kafka, each key needs DESCRIBE on its group (else GROUP_AUTHORIZATION_FAILED) or transactional id
+(else TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and a refused key is answered with no node."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._common import INVALID_REQUEST, NONE
+from .. import authz
+from ._common import (
+    AUTHORIZATION_MESSAGES,
+    GROUP_AUTHORIZATION_FAILED,
+    INVALID_REQUEST,
+    NONE,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+)
 
 GROUP = 0
 TRANSACTION = 1
+DESCRIBE = authz.AclOperation.DESCRIBE
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
@@ -15,14 +26,14 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
 
     def entry(key: str, key_type: int) -> dict[str, Any]:
         if key_type not in (GROUP, TRANSACTION):
-            return {
-                "key": key,
-                "node_id": -1,
-                "host": "",
-                "port": -1,
-                "error_code": INVALID_REQUEST,
-                "error_message": f"Unknown key type {key_type}",
-            }
+            return _no_node(key, INVALID_REQUEST, f"Unknown key type {key_type}")
+        if b.authorizer is not None:
+            if key_type == GROUP and not authz.allowed(ctx, DESCRIBE, authz.ResourceType.GROUP, key):
+                return _no_node(key, GROUP_AUTHORIZATION_FAILED)
+            if key_type == TRANSACTION and not authz.allowed(
+                ctx, DESCRIBE, authz.ResourceType.TRANSACTIONAL_ID, key
+            ):
+                return _no_node(key, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
         return {
             "key": key,
             "node_id": b.node_id,
@@ -37,3 +48,14 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         return {"throttle_time": 0, "coordinators": [entry(k, key_type) for k in request.coordinator_keys]}
     e = entry(request.key, key_type)
     return {"throttle_time": 0, **{k: v for k, v in e.items() if k != "key"}}
+
+
+def _no_node(key: str, code: int, message: str | None = None) -> dict[str, Any]:
+    return {
+        "key": key,
+        "node_id": -1,
+        "host": "",
+        "port": -1,
+        "error_code": code,
+        "error_message": message if message is not None else AUTHORIZATION_MESSAGES[code],
+    }

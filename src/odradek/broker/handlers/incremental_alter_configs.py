@@ -3,7 +3,8 @@
 The change to each resource is computed as text by ``config.apply_incremental`` (pure), validated as
 CreateTopics validates (topics), as Kafka validates dynamic broker configs (brokers) or against the
 broker's group.* bounds (groups), then applied live and made durable before the answer. AlterConfigs
-shares this module: it replaces a resource's whole set instead.
+shares this module: it replaces a resource's whole set instead. With an authorizer each resource needs
+ALTER_CONFIGS on its topic, group, or (brokers) the cluster, as in Kafka.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from ...config import (
     group_default,
     topic_config,
 )
-from ._common import INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION, log
-from .describe_configs import BROKER, GROUP, TOPIC, _text, broker_name_problem
+from .. import authz
+from ._common import AUTHORIZATION_MESSAGES, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION, log
+from .describe_configs import BROKER, GROUP, TOPIC, _text, broker_name_problem, config_refusal
 
 INVALID_CONFIG = 40
 
@@ -166,6 +168,9 @@ async def alter(ctx: Any, resources: Iterable[Any], validate_only: bool, *, incr
         try:
             if counts[(r.resource_type, r.resource_name)] > 1:
                 raise Refused(INVALID_REQUEST, "Each resource must appear at most once.")
+            refusal = config_refusal(ctx, authz.AclOperation.ALTER_CONFIGS, r.resource_type, r.resource_name)
+            if refusal != NONE:
+                raise Refused(refusal, AUTHORIZATION_MESSAGES[refusal])
             if r.resource_type == TOPIC:
                 _topic(ctx, r.resource_name, ops, incremental, validate_only)
             elif r.resource_type == BROKER:

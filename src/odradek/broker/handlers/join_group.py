@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ...coordinator.groups import INCONSISTENT_GROUP_PROTOCOL, JoinRequest, JoinResult
+from .. import authz
+from ._common import GROUP_AUTHORIZATION_FAILED
 
 
 def handle(ctx: Any, request: Any) -> Any:
     groups = ctx.broker.groups
+    if not authz.allowed(ctx, authz.AclOperation.READ, authz.ResourceType.GROUP, request.group_id):
+        return _respond_now(JoinResult(GROUP_AUTHORIZATION_FAILED))  # READ on the group, as in Kafka
     modern = groups.consumer.groups.get(request.group_id)
     if modern is not None:
         if modern.members:  # a KIP-848 group in use cannot take classic members

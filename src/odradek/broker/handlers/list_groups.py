@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import NONE
+from .. import authz
+from ._common import NONE, cluster_allowed
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
@@ -16,6 +17,10 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         for g in groups.coordinator.groups.values()
     ]
     listed += [(g.group_id, "consumer", g.state, "consumer") for g in groups.consumer.groups.values()]
+    if not cluster_allowed(ctx, authz.AclOperation.DESCRIBE):
+        # As Kafka: DESCRIBE on the cluster lists every group; without it, those the principal may describe.
+        group = authz.ResourceType.GROUP
+        listed = [g for g in listed if authz.allowed(ctx, authz.AclOperation.DESCRIBE, group, g[0])]
     out = [
         {"group_id": group_id, "protocol_type": protocol_type, "group_state": state, "group_type": group_type}
         for group_id, protocol_type, state, group_type in listed

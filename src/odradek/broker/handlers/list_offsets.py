@@ -6,7 +6,16 @@ from typing import Any
 
 from ...protocol.record_decode import RecordDecodeError, records
 from ...protocol.records import read_header
-from ._common import LEADER_EPOCH, NONE, UNKNOWN_TOPIC_OR_PARTITION, UNSUPPORTED_VERSION, find_partition
+from .. import authz
+from ._common import (
+    LEADER_EPOCH,
+    NONE,
+    TOPIC_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    UNSUPPORTED_VERSION,
+    find_partition,
+    refused,
+)
 
 LATEST = -1
 EARLIEST = -2
@@ -14,8 +23,16 @@ MAX_TIMESTAMP = -3
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    denied = refused(
+        ctx, authz.AclOperation.DESCRIBE, authz.ResourceType.TOPIC, (t.name for t in request.topics)
+    )
     topics_out = []
     for t in request.topics:
+        if denied and t.name in denied:
+            topics_out.append(
+                {"name": t.name, "partitions": [_refused(p.partition_index) for p in t.partitions]}
+            )
+            continue
         parts_out = []
         for p in t.partitions:
             out = {
@@ -57,6 +74,18 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                     out["offset"], out["timestamp"] = found
         topics_out.append({"name": t.name, "partitions": parts_out})
     return {"throttle_time": 0, "topics": topics_out}
+
+
+def _refused(index: int) -> dict[str, Any]:
+    """As Kafka: DESCRIBE on the topic is needed; without it no offsets, epoch -1."""
+    return {
+        "partition_index": index,
+        "error_code": TOPIC_AUTHORIZATION_FAILED,
+        "timestamp": -1,
+        "offset": -1,
+        "leader_epoch": -1,
+        "old_style_offsets": [],
+    }
 
 
 def _max_timestamp_record(plog: Any) -> tuple[int, int] | None:

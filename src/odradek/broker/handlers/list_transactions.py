@@ -1,10 +1,12 @@
-"""ListTransactions: transactional ids, filtered by state, producer id and (v1) running time."""
+"""ListTransactions: transactional ids, filtered by state, producer id and (v1) running time; as in Kafka,
+only the ids the principal may DESCRIBE are listed."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...coordinator.transactions import TxnState
+from .. import authz
 from ..clock import now_ms
 from ._common import NONE
 
@@ -23,6 +25,10 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         if pids and t.producer_id not in pids:
             continue
         if min_duration_ms >= 0 and (t.start_ms < 0 or now - t.start_ms < min_duration_ms):
+            continue
+        if not authz.allowed(
+            ctx, authz.AclOperation.DESCRIBE, authz.ResourceType.TRANSACTIONAL_ID, t.transactional_id
+        ):
             continue
         out.append(
             {

@@ -1,17 +1,24 @@
-"""OffsetDelete: remove committed offsets of partitions the group no longer consumes."""
+"""OffsetDelete: remove committed offsets of partitions the group no longer consumes.
+
+As Kafka: DELETE on the group (else GROUP_AUTHORIZATION_FAILED for the request) and READ on each topic
+(else TOPIC_AUTHORIZATION_FAILED for its partitions, whose offsets stay)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...coordinator.groups import GROUP_ID_NOT_FOUND, GroupState
-from ._common import NONE, after_persist
+from .. import authz
+from ._common import GROUP_AUTHORIZATION_FAILED, NONE, TOPIC_AUTHORIZATION_FAILED, after_persist, refused
 
 GROUP_SUBSCRIBED_TO_TOPIC = 86
 
 
 def handle(ctx: Any, request: Any) -> Any:
     groups = ctx.broker.groups
+    if not authz.allowed(ctx, authz.AclOperation.DELETE, authz.ResourceType.GROUP, request.group_id):
+        return {"error_code": GROUP_AUTHORIZATION_FAILED, "throttle_time": 0, "topics": []}
+    denied = refused(ctx, authz.AclOperation.READ, authz.ResourceType.TOPIC, (t.name for t in request.topics))
     group = groups.coordinator.group(request.group_id)
     if group is None:
         return {"error_code": GROUP_ID_NOT_FOUND, "throttle_time": 0, "topics": []}
@@ -19,7 +26,10 @@ def handle(ctx: Any, request: Any) -> Any:
     deletable = []
     topics_out = []
     for t in request.topics:
-        code = GROUP_SUBSCRIBED_TO_TOPIC if t.name in subscribed else NONE
+        if t.name in denied:
+            code = TOPIC_AUTHORIZATION_FAILED
+        else:
+            code = GROUP_SUBSCRIBED_TO_TOPIC if t.name in subscribed else NONE
         if code == NONE:
             deletable += [(t.name, p.partition_index) for p in t.partitions]
         topics_out.append(

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import LEADER_EPOCH, NONE, UNKNOWN_TOPIC_OR_PARTITION, find_partition
+from .. import authz
+from ._common import (
+    LEADER_EPOCH,
+    NO_REFUSALS,
+    NONE,
+    TOPIC_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    cluster_allowed,
+    find_partition,
+    refused,
+)
 
 FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75
@@ -35,12 +45,20 @@ def epoch_end(
 
 
 def handle(ctx: Any, request: Any) -> dict[str, Any]:
+    # As Kafka (KIP-320): CLUSTER_ACTION on the cluster (brokers) or DESCRIBE on the topic (consumers).
+    denied = NO_REFUSALS
+    if ctx.broker.authorizer is not None and not cluster_allowed(ctx, authz.AclOperation.CLUSTER_ACTION):
+        denied = refused(
+            ctx, authz.AclOperation.DESCRIBE, authz.ResourceType.TOPIC, (t.topic for t in request.topics)
+        )
     topics_out = []
     for t in request.topics:
         parts_out = []
         for p in t.partitions:
             plog = find_partition(ctx.broker, t.topic, p.partition)
-            if plog is None:
+            if denied and t.topic in denied:
+                code, epoch, end = TOPIC_AUTHORIZATION_FAILED, UNDEFINED_EPOCH, UNDEFINED_OFFSET
+            elif plog is None:
                 code, epoch, end = UNKNOWN_TOPIC_OR_PARTITION, UNDEFINED_EPOCH, UNDEFINED_OFFSET
             else:
                 code, epoch, end = epoch_end(

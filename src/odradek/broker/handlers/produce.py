@@ -29,19 +29,29 @@ from ...protocol.records import (
     split_batches,
     validate_produced_batch,
 )
+from .. import authz
 from ..clock import now_ms
 from ._common import (
+    AUTHORIZATION_MESSAGES,
     INVALID_RECORD,
     INVALID_REQUIRED_ACKS,
     INVALID_TIMESTAMP,
     LEADER_EPOCH,
+    NO_REFUSALS,
     NONE,
+    TOPIC_AUTHORIZATION_FAILED,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     UNKNOWN_TOPIC_OR_PARTITION,
     UNSUPPORTED_VERSION,
     CloseConnection,
     find_partition,
     log,
+    refused,
 )
+
+WRITE = authz.AclOperation.WRITE
+TOPIC = authz.ResourceType.TOPIC
+TRANSACTIONAL_ID = authz.ResourceType.TRANSACTIONAL_ID
 
 
 def handle(ctx: Any, request: Any) -> Any:
@@ -49,6 +59,18 @@ def handle(ctx: Any, request: Any) -> Any:
         return _refuse_old(ctx, request)
     broker = ctx.broker
     acks = request.acks
+    denied = NO_REFUSALS
+    if broker.authorizer is not None:
+        if _has_transactional_batch(request) and not (
+            request.transactional_id is not None
+            and authz.allowed(ctx, WRITE, TRANSACTIONAL_ID, request.transactional_id)
+        ):
+            # As Kafka: the whole request is refused (acks=0: the connection is closed).
+            if acks == 0:
+                raise CloseConnection("acks=0 produce refused: TRANSACTIONAL_ID_AUTHORIZATION_FAILED")
+            code = TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            return _all_partitions(request, code, AUTHORIZATION_MESSAGES[code])
+        denied = refused(ctx, WRITE, TOPIC, (t.name for t in request.topic_data))
     if acks not in (0, 1, -1):
         return _all_partitions(request, INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1")
     now = now_ms()
@@ -56,6 +78,11 @@ def handle(ctx: Any, request: Any) -> Any:
     queued: list[tuple[list[Any], int, asyncio.Future[dict[str, Any]]]] = []
     for t in request.topic_data:
         parts_out: list[Any] = []
+        if denied and t.name in denied:
+            # Refused topics are never looked up: an unknown one the principal may not write is 29 too.
+            parts_out += [_refused_partition(p.index) for p in t.partition_data]
+            topics_out.append({"name": t.name, "partition_responses": parts_out})
+            continue
         for p in t.partition_data:
             result = _append_partition(ctx, request.transactional_id, t.name, p.index, p.records, now)
             if isinstance(result, asyncio.Future):
@@ -65,6 +92,30 @@ def handle(ctx: Any, request: Any) -> Any:
     if queued:
         return _after_queued(broker, acks, topics_out, queued)
     return _answer(broker, acks, topics_out)
+
+
+def _has_transactional_batch(request: Any) -> bool:
+    """Kafka's hasTransactionalRecords: some partition's (first) batch is transactional."""
+    for t in request.topic_data:
+        for p in t.partition_data:
+            records = p.records
+            if records and len(records) >= HEADER_SIZE:
+                header = read_header(records)
+                if header.magic == 2 and header.is_transactional:
+                    return True
+    return False
+
+
+def _refused_partition(index: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "error_code": TOPIC_AUTHORIZATION_FAILED,
+        "base_offset": -1,
+        "log_append_time": -1,
+        "log_start_offset": -1,
+        "record_errors": [],
+        "error_message": None,
+    }
 
 
 async def _after_queued(
@@ -316,7 +367,6 @@ def _check_transaction(
 
 INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 TRANSACTION_ABORTABLE = 120
 UNKNOWN_SERVER_ERROR = -1
 

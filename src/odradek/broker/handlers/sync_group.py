@@ -5,10 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from ...coordinator.groups import SyncResult
+from .. import authz
+from ._common import GROUP_AUTHORIZATION_FAILED
 
 
 def handle(ctx: Any, request: Any) -> Any:
     groups = ctx.broker.groups
+    # READ on the group, as in Kafka, which first refuses a v5+ request without protocol type and name.
+    named = ctx.api_version < 5 or (
+        getattr(request, "protocol_type", None) is not None
+        and getattr(request, "protocol_name", None) is not None
+    )
+    if named and not authz.allowed(ctx, authz.AclOperation.READ, authz.ResourceType.GROUP, request.group_id):
+        return {
+            "throttle_time": 0,
+            "error_code": GROUP_AUTHORIZATION_FAILED,
+            "protocol_type": None,
+            "protocol_name": None,
+            "assignment": b"",
+        }
     pending = groups.call(
         groups.coordinator.sync,
         request.group_id,
