@@ -10,6 +10,7 @@ import pytest
 
 from odradek.broker.authz import AclOperation as Op
 from odradek.broker.authz import ResourceType as Rt
+from odradek.broker.state import DataDirError
 from odradek.security.acls import (
     ACLS_FILE,
     CACHE_ENTRIES_MAX,
@@ -370,6 +371,7 @@ def test_a_corrupt_file_is_a_clear_error(tmp_path: Path, content: bytes) -> None
     with pytest.raises(AclStoreError, match="acls.json") as e:
         Authorizer(tmp_path, "", False).open()
     assert "move it away" in str(e.value)
+    assert isinstance(e.value, DataDirError)  # what `odradek serve` reports in one line
 
 
 def test_many_acls_answer_from_the_indexes(tmp_path: Path) -> None:

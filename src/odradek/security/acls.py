@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..broker.authz import CLUSTER_NAME, AclOperation, ResourceType
+from ..broker.state import DataDirError
 from ..log.files import replace_durably
 
 log = logging.getLogger("odradek.acls")
@@ -287,8 +288,9 @@ class TooManyAcls(Exception):
     """More new ACLs in one request than Kafka's controller takes in one operation: the request fails."""
 
 
-class AclStoreError(RuntimeError):
-    """The ACL file cannot be read back: the broker must not start with a guess at its ACLs."""
+class AclStoreError(DataDirError):
+    """The ACL file cannot be read back: the broker must not start with a guess at its ACLs (a DataDirError,
+    so ``odradek serve`` reports it in one line as it does other unusable data directories)."""
 
 
 class Authorizer:
