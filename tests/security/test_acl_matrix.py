@@ -39,6 +39,7 @@ from confluent_kafka.admin import (
 )
 from kio.index import load_request_schema
 
+from support.kit import wait_until
 from support.secure import USERS, SecuredBroker
 from wire import WireClient, fetch_body
 
@@ -47,6 +48,9 @@ TOPIC_AUTHORIZATION_FAILED = 29
 GROUP_AUTHORIZATION_FAILED = 30
 CLUSTER_AUTHORIZATION_FAILED = 31
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+UNKNOWN_TOPIC_OR_PARTITION = 3
+LEADER_NOT_AVAILABLE = 5
+MEMBER_ID_REQUIRED = 79
 
 TIMEOUT_S = 20.0
 LITERAL = ResourcePatternType.LITERAL
@@ -282,10 +286,10 @@ def list_offsets_code(w: WireClient, topic: str) -> int:
     return int(_request(w, 2, 7, body).topics[0].partitions[0].error_code)
 
 
-def metadata(w: WireClient, topics: list[str] | None) -> dict[str, int]:
+def metadata(w: WireClient, topics: list[str] | None, *, auto_create: bool = False) -> dict[str, int]:
     body = {
         "topics": None if topics is None else [{"name": t, "topic_id": None} for t in topics],
-        "allow_auto_topic_creation": False,
+        "allow_auto_topic_creation": auto_create,
         "include_topic_authorized_operations": False,
     }
     return {t.name: int(t.error_code) for t in _request(w, 3, 12, body).topics}
@@ -678,14 +682,16 @@ def test_describe_cluster_reports_the_authorized_operations(side: Side, acls: Gr
 
 
 def test_deny_wins_over_allow(side: Side, acls: Grants, unique) -> None:
-    topic = make_topic(side, unique("topic"), value=None)
+    prefix = unique("pfx") + "-"
+    topic = make_topic(side, prefix + "t", value=None)
     acls.allow(ALICE, Res.TOPIC, topic, Op.ALL)
     assert deliver(side, "alice", topic) is None
     acls.deny(ALICE, Res.TOPIC, topic, Op.WRITE)
     assert deliver(side, "alice", topic) == TOPIC_AUTHORIZATION_FAILED
-    acls.deny(BOB, Res.TOPIC, unique("pfx"), Op.ALL, pattern=PREFIXED)
-    acls.allow(BOB, Res.TOPIC, topic, Op.WRITE)  # a literal ALLOW does not beat a prefixed DENY
-    assert deliver(side, "bob", topic) is None  # (not the same prefix: allowed)
+    acls.allow(BOB, Res.TOPIC, topic, Op.WRITE)
+    assert deliver(side, "bob", topic) is None
+    acls.deny(BOB, Res.TOPIC, prefix, Op.ALL, pattern=PREFIXED)  # a prefixed DENY beats a literal ALLOW
+    assert deliver(side, "bob", topic) == TOPIC_AUTHORIZATION_FAILED
 
 
 def test_prefixed_acls_cover_every_name_with_the_prefix(side: Side, acls: Grants, unique) -> None:
@@ -697,7 +703,7 @@ def test_prefixed_acls_cover_every_name_with_the_prefix(side: Side, acls: Grants
     acls.allow(ALICE, Res.TOPIC, prefix, Op.WRITE, pattern=PREFIXED)
     assert deliver(side, "alice", inside) is None
     assert deliver(side, "alice", outside) == TOPIC_AUTHORIZATION_FAILED
-    acls.deny(ALICE, Res.TOPIC, prefix + "ord", Op.WRITE, pattern=PREFIXED)  # the longer DENY prefix wins
+    acls.deny(ALICE, Res.TOPIC, prefix + "ord", Op.WRITE, pattern=PREFIXED)  # a DENY on a longer prefix too
     assert deliver(side, "alice", inside) == TOPIC_AUTHORIZATION_FAILED
 
 
@@ -708,6 +714,11 @@ def test_wildcard_principal_and_wildcard_resource(side: Side, acls: Grants, uniq
     assert deliver(side, "alice", topic) is None
     acls.deny(BOB, Res.TOPIC, topic, Op.WRITE)
     assert deliver(side, "bob", topic) == TOPIC_AUTHORIZATION_FAILED
+    fresh = make_topic(side, unique("fresh"), value=None)
+    with side.wire("alice") as w:
+        assert list_offsets_code(w, fresh) == TOPIC_AUTHORIZATION_FAILED
+        acls.allow(ALICE, Res.TOPIC, "*", Op.DESCRIBE)  # the literal name "*": every topic
+        assert list_offsets_code(w, fresh) == 0
 
 
 def test_acls_for_another_host_do_not_apply(side: Side, acls: Grants, unique) -> None:
@@ -730,3 +741,56 @@ def test_the_super_user_needs_no_acl(side: Side, unique) -> None:
     with WireClient(side.admin_bootstrap) as w:
         assert fetch_code(w, topic) == 0
         assert init_producer_id_code(w, None) == 0
+    # User:admin, the other super user, over SASL.
+    assert deliver(side, "admin", topic, idempotent=True) is None
+    with side.wire("admin") as w:
+        assert fetch_code(w, topic) == 0
+        assert describe_acls_code(w) == 0
+
+
+def test_auto_creation_by_metadata_needs_create(side: Side, acls: Grants, unique) -> None:
+    refused, created = unique("refused"), unique("created")
+    acls.allow(BOB, Res.TOPIC, refused, Op.DESCRIBE)  # may see it, not create it
+    acls.allow(ALICE, Res.TOPIC, created, Op.DESCRIBE, Op.CREATE)
+    with side.wire("bob") as w:
+        assert metadata(w, [refused], auto_create=True) == {refused: TOPIC_AUTHORIZATION_FAILED}
+    with side.wire("alice") as w:
+        # Kafka 4.4 answers UNKNOWN_TOPIC_OR_PARTITION while the controller creates it, Odradek the topic.
+        code = metadata(w, [created], auto_create=True)[created]
+        assert code in (0, LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION), code
+    wait_until(lambda: created in side.admin.list_topics(timeout=TIMEOUT_S).topics, TIMEOUT_S, created)
+    assert refused not in side.admin.list_topics(timeout=TIMEOUT_S).topics
+
+
+def test_metadata_reports_the_topic_authorized_operations(side: Side, acls: Grants, unique) -> None:
+    described, written = make_topic(side, unique("described")), make_topic(side, unique("written"))
+    acls.allow(BOB, Res.TOPIC, described, Op.DESCRIBE)
+    acls.allow(BOB, Res.TOPIC, written, Op.WRITE, Op.DESCRIBE_CONFIGS)
+    body = {
+        "topics": [{"name": t, "topic_id": None} for t in (described, written)],
+        "allow_auto_topic_creation": False,
+        "include_topic_authorized_operations": True,
+    }
+    with side.wire("bob") as w:
+        got = {t.name: int(t.topic_authorized_operations) for t in _request(w, 3, 12, body).topics}
+    bits = lambda *ops: sum(1 << int(op.value) for op in ops)  # noqa: E731
+    assert got == {described: bits(Op.DESCRIBE), written: bits(Op.WRITE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)}
+
+
+def test_join_group_needs_read_on_the_group(side: Side, acls: Grants, unique) -> None:
+    group = unique("group")
+    acls.allow(ALICE, Res.GROUP, group, Op.READ)
+    body = {
+        "group_id": group,
+        "session_timeout": datetime.timedelta(seconds=10),
+        "rebalance_timeout": datetime.timedelta(seconds=10),
+        "member_id": "",
+        "group_instance_id": None,
+        "protocol_type": "consumer",
+        "protocols": [{"name": "range", "metadata": b""}],
+        "reason": None,
+    }
+    with side.wire("bob") as w:
+        assert int(_request(w, 11, 9, body).error_code) == GROUP_AUTHORIZATION_FAILED
+    with side.wire("alice") as w:  # allowed: the first JoinGroup asks the member to come back with an id
+        assert _settled(lambda: int(_request(w, 11, 9, body).error_code)) == MEMBER_ID_REQUIRED
