@@ -373,3 +373,89 @@ def test_the_acl_command(acl_broker: Any, capsys: pytest.CaptureFixture[str]) ->
     assert {tuple(r.values()) for r in removed} == {w for w in want if w[0] == "TOPIC" and w[5] == "READ"}
     left = {w for w in want if not (w[0] == "TOPIC" and w[5] == "READ")}
     wait_until(lambda: listed() == left, TIMEOUT_S, "odradek acl list to show what delete left")
+
+
+# --- what the ACLs decide, with allow.everyone.if.no.acl.found=true (the ACL matrix runs with false) ------
+
+
+@pytest.fixture(params=["odradek", "kafka"])
+def open_sasl_broker(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, str]:
+    """A broker of the param's kind with PLAINTEXT (ANONYMOUS, a super user) and SASL_PLAINTEXT (PLAIN users
+    of support.secure), ACLs on, everyone allowed where no ACL is found; and its SASL address."""
+    from support.kafka import KafkaBroker
+    from support.net import LOOPBACK
+    from support.odradek import OdradekBroker
+    from support.secure import free_ports, plain_jaas
+
+    plain, sasl, controller = free_ports(3)
+    settings = {
+        "listeners": f"PLAINTEXT://{LOOPBACK}:{plain},SASL_PLAINTEXT://{LOOPBACK}:{sasl}",
+        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{plain},SASL_PLAINTEXT://{LOOPBACK}:{sasl}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": plain_jaas(),
+        "authorizer.class.name": AUTHORIZER,
+        "super.users": "User:ANONYMOUS",
+        "allow.everyone.if.no.acl.found": "true",
+    }
+    if request.param == "kafka":
+        request.getfixturevalue("kafka_jars")
+        settings["listeners"] += f",CONTROLLER://{LOOPBACK}:{controller}"
+        settings["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
+        process: Any = KafkaBroker(tmp_path / "kafka", settings=settings)
+        process.port, process.controller_port = plain, controller
+    else:
+        process = OdradekBroker(tmp_path / "odradek" / "data", settings=settings)
+    process.start()
+    request.addfinalizer(process.stop)
+    return process, f"{LOOPBACK}:{sasl}"
+
+
+def test_what_the_acls_decide_when_everyone_is_allowed_where_none_is_found(
+    open_sasl_broker: tuple[Any, str], unique: Any
+) -> None:
+    from confluent_kafka.admin import ConfigResource, NewTopic
+
+    process, sasl = open_sasl_broker
+    root = admin(process.bootstrap)
+    free, bobs, guarded, configs = (unique("t") for _ in range(4))
+    futures = root.create_topics([NewTopic(t, 1) for t in (free, bobs, guarded, configs)])
+    for f in futures.values():
+        f.result(timeout=TIMEOUT_S)
+    acls = [
+        AclBinding(T, bobs, LIT, "User:bob", "*", Op.READ, ALLOW),  # an ACL, but for someone else
+        AclBinding(T, guarded, LIT, "User:alice", "*", Op.ALL, ALLOW),
+        AclBinding(T, guarded, LIT, "User:alice", "*", Op.READ, DENY),  # a DENY of READ implies nothing
+        AclBinding(T, configs, LIT, "User:alice", "*", Op.ALTER_CONFIGS, ALLOW),
+    ]
+    assert create(root, acls) == [None] * len(acls)
+    describe_settled(root, flt(), keys(acls))
+    alice = AdminClient(
+        {
+            "bootstrap.servers": sasl,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "PLAIN",
+            "sasl.username": "alice",
+            "sasl.password": "alice-secret",
+        }
+    )
+
+    def describe_code(topic: str) -> int:
+        """Metadata for one topic, as alice: 0 or TOPIC_AUTHORIZATION_FAILED (29)."""
+        err = alice.list_topics(topic, timeout=TIMEOUT_S).topics[topic].error
+        return 0 if err is None else err.code()
+
+    def describe_configs_code(topic: str) -> int:
+        fut = alice.describe_configs([ConfigResource("TOPIC", topic)], request_timeout=TIMEOUT_S)
+        try:
+            next(iter(fut.values())).result(timeout=TIMEOUT_S)
+            return 0
+        except KafkaException as e:
+            return e.args[0].code()
+
+    assert describe_code(free) == 0  # no ACL at all on it: everyone may
+    assert describe_code(bobs) == 29  # some ACL on it, none for alice: no
+    assert describe_code(guarded) == 0  # ALL allows DESCRIBE; the DENY is of READ only
+    assert describe_code(configs) == 29  # ALTER_CONFIGS implies DESCRIBE_CONFIGS, not DESCRIBE
+    assert describe_configs_code(configs) == 0
+    assert describe_configs_code(bobs) == 29
