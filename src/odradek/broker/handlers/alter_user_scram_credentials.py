@@ -1,7 +1,8 @@
 """AlterUserScramCredentials (KIP-554): add, replace and delete users' SCRAM credentials.
 
 Needs ALTER on the cluster; refused, every user named in the request gets CLUSTER_AUTHORIZATION_FAILED
-(one result per distinct user, sorted, as Kafka's error response has them). Otherwise the store applies
+(one result per distinct user, sorted, as Kafka's error response has them; Kafka's message also dumps
+its internal request object, which is left out here). Otherwise the store applies
 Kafka's semantics (:func:`odradek.security.scram_store.plan_alter`) and answers once the change is on disk.
 The client sends a salted password; only StoredKey and ServerKey derived from it are kept.
 """
@@ -13,6 +14,8 @@ from typing import Any
 from .. import authz
 from ._common import CLUSTER_AUTHORIZATION_FAILED, log
 
+REFUSED = "Request needs ALTER permission on the cluster."
+
 
 async def handle(ctx: Any, request: Any) -> dict[str, Any]:
     if not authz.allowed(ctx, authz.AclOperation.ALTER, authz.ResourceType.CLUSTER, authz.CLUSTER_NAME):
@@ -21,7 +24,7 @@ async def handle(ctx: Any, request: Any) -> dict[str, Any]:
             {
                 "user": u,
                 "error_code": CLUSTER_AUTHORIZATION_FAILED,
-                "error_message": "Cluster authorization failed.",
+                "error_message": REFUSED,
             }
             for u in users
         ]
