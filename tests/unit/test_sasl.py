@@ -8,6 +8,8 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from odradek.config import ConfigError
 from odradek.security import sasl
@@ -357,3 +359,34 @@ def test_jaas_malformed_text_is_a_config_error_that_hides_the_values(text):
         plain_users_from_jaas(text, "listener.name.sasl_plaintext.plain.sasl.jaas.config")
     assert str(e.value).startswith("listener.name.sasl_plaintext.plain.sasl.jaas.config: ")
     assert '"x"' not in str(e.value) and "x;" not in str(e.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Arbitrary input: a refusal, never another exception
+
+
+_scram_parts = st.lists(
+    st.one_of(
+        st.sampled_from(["n", "y", "p=x", "a=alice", "n=alice", "r=abc", "c=biws", "p=AAAA", "m=x", "=", ""]),
+        st.text(alphabet="abc=,2CD3\x00é", max_size=8),
+    ),
+    max_size=8,
+).map(lambda parts: ",".join(parts).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mechanism=st.sampled_from(sasl.MECHANISMS),
+    tokens=st.lists(st.one_of(st.binary(max_size=64), _scram_parts), min_size=1, max_size=3),
+)
+def test_arbitrary_tokens_are_refused_never_crash(mechanism, tokens):
+    store = Store(alice=new_credential(mechanism if mechanism != "PLAIN" else "SCRAM-SHA-256", "pw", 4096))
+    server = new_server(mechanism, plain_users=USERS, scram_store=store)
+    for token in tokens:
+        try:
+            server.evaluate(token)
+        except AuthenticationFailed as e:
+            assert str(e) in (generic(mechanism), PLAIN_INVALID, AUTHZID_MISMATCH)
+            assert not server.complete
+            return
+    assert not server.complete or mechanism == "PLAIN"

@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,8 +180,9 @@ def describe(current: Credentials, users: Sequence[str] | None) -> list[dict[str
         names = sorted(current)
         twice: set[str] = set()
     else:
-        names = list(dict.fromkeys(users))
-        twice = {u for u in names if users.count(u) > 1}
+        counts = Counter(users)  # linear: a request may name many users
+        names = list(counts)
+        twice = {u for u, n in counts.items() if n > 1}
     out = []
     for user in names:
         if user in twice:
