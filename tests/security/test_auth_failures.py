@@ -368,3 +368,25 @@ def test_refused_tls_peer_gets_alert(
         return
     with pytest.raises(ssl.SSLError, match="ALERT"):
         _tls_api_versions(secured, cert=case)
+
+
+# --------------------------------------------------------------------------------------------------
+# Logs
+
+
+def test_passwords_never_logged(secured: SecuredBroker) -> None:
+    """Neither the configured passwords nor a refused client's password reach the broker's log."""
+    refused = "refused-" + os.urandom(6).hex()
+    wire, _ = _handshake(secured, "PLAIN")
+    assert _authenticate(wire, f"\0alice\0{refused}".encode()).error_code == SASL_AUTHENTICATION_FAILED
+    assert _closed(wire)
+    if not secured.scram_error:
+        wire, _ = _handshake(secured, "SCRAM-SHA-512")
+        scram = ScramClient("SCRAM-SHA-512", "alice")
+        first = _authenticate(wire, scram.first())
+        _authenticate(wire, scram.final(first.auth_bytes, refused))
+        assert _closed(wire)
+    log = secured.process.log_path.read_text(errors="replace")
+    assert "alice" in log or secured.is_kafka, "the refusal of alice is not logged"
+    for secret in (refused, *USERS.values()):
+        assert secret not in log, f"{secret!r} appears in {secured.process.log_path}"

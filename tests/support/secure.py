@@ -111,9 +111,19 @@ def start_secured_kafka(work_dir: Path, certs: Certs) -> SecuredBroker:
 
 
 def start_secured_odradek(data_dir: Path, certs: Certs) -> SecuredBroker:
-    """A secured Odradek on ``data_dir`` (ready once it prints its ready line)."""
+    """A secured Odradek on ``data_dir`` (ready once it prints its ready line), configured by a properties
+    file beside it."""
     ports = dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True))
-    process = SecuredOdradek(data_dir, settings=security_settings(ports, certs))
+    settings = security_settings(ports, certs)
+    # Through a properties file, as Kafka gets its server.properties: the JAAS lines hold passwords, which
+    # --set would put on the command line (and into the harness's log of it).
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    properties = data_dir.parent / f"{data_dir.name}.properties"
+    properties.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    properties.chmod(0o600)
+    process = OdradekBroker(
+        data_dir, settings={"listeners": settings["listeners"]}, extra_args=["--config", str(properties)]
+    )
     process.start()
     return SecuredBroker("odradek", process, ports, certs)
 
