@@ -136,6 +136,20 @@ def test_iterations_at_the_bounds(broker, unique):
     settle(a, user, {"SCRAM_SHA_256": 4096, "SCRAM_SHA_512": 16384})
 
 
+def test_acknowledged_credentials_survive_a_kill(fresh_odradek, unique):
+    """An answered AlterUserScramCredentials is on disk: a SIGKILL right after it loses nothing."""
+    user, gone = unique("user"), unique("gone")
+    a = admin(fresh_odradek.bootstrap)
+    upsert(a, gone, SHA256, 4096)
+    upsert(a, user, SHA512, 8192)
+    upsert(a, user, SHA256, 4096)
+    delete(a, gone, SHA256)
+    fresh_odradek.restart(hard=True)
+    a = admin(fresh_odradek.bootstrap)
+    assert described(a, user) == {"SCRAM_SHA_256": 4096, "SCRAM_SHA_512": 8192}
+    assert described(a, gone) is None
+
+
 # --------------------------------------------------------------------------------------------------
 # Raw requests: what AdminClient refuses to send
 
