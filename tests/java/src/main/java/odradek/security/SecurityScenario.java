@@ -277,7 +277,8 @@ public final class SecurityScenario {
 
   /**
    * The JSON of a failed case: the stage, and Kafka's error name and code for the first ApiException
-   * in the cause chain (SaslAuthenticationException is SASL_AUTHENTICATION_FAILED, 58).
+   * in the cause chain (SaslAuthenticationException is SASL_AUTHENTICATION_FAILED, 58); else the
+   * exception's class.
    */
   static Map<String, Object> describe(StageException e) {
     Map<String, Object> out = new LinkedHashMap<>();
@@ -288,8 +289,11 @@ public final class SecurityScenario {
     while (api != null && !(api instanceof ApiException)) {
       api = api.getCause();
     }
+    // Errors.forException falls back on a superclass's code (SslAuthenticationException would read as
+    // INVALID_CONFIG): only an exception of the error's own class names a Kafka error.
     Errors error = api == null ? Errors.UNKNOWN_SERVER_ERROR : Errors.forException(api);
-    boolean known = api != null && error != Errors.UNKNOWN_SERVER_ERROR;
+    boolean known =
+        api != null && error.exception() != null && error.exception().getClass() == api.getClass();
     out.put("error", known ? error.name() : (api != null ? api : cause).getClass().getSimpleName());
     out.put("code", known ? (long) error.code() : -1L);
     out.put("exception", cause.getClass().getSimpleName());
