@@ -200,7 +200,7 @@ def _verify_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--quiet", action="store_true", help="no live progress display")
 
 
-TOOL_COMMANDS = ("topic", "group", "produce", "consume", "txn")
+TOOL_COMMANDS = ("topic", "group", "produce", "consume", "txn", "user", "acl")
 
 
 def _int(value: str) -> int:
@@ -391,6 +391,12 @@ def _tools_parsers(sub: argparse._SubParsersAction) -> None:
     p = xs.add_parser("describe", parents=[common], help="one transaction's state and partitions")
     p.add_argument("transactional_id", metavar="TRANSACTIONAL_ID")
 
+    # The security commands keep their options beside their code.
+    from .tools import acl, user
+
+    user.add_parser(sub, common)
+    acl.add_parser(sub, common)
+
 
 def _tools_only_parser() -> argparse.ArgumentParser:
     """The client commands alone: what ``odradek topic ...`` parses with, without importing the
@@ -532,6 +538,7 @@ async def _serve(listen: tuple[str, int], data_dir: Path, config: BrokerConfig) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
     def shown(host: str) -> str:
         return f"[{host}]" if ":" in host else host
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import ipaddress
 import logging
 import socket
 import ssl
@@ -120,10 +121,9 @@ class Broker:
             client_auth = self.config["ssl.client.auth"] if listener.protocol == "SSL" else "none"
             self._tls[listener.name] = tls.server_context(self.config, client_auth)
         if listener.sasl:
-            jaas = self.config.listener_keys.get(
-                f"listener.name.{listener.name.lower()}.plain.sasl.jaas.config"
-            )
-            self.plain_users[listener.name] = plain_users_from_jaas(jaas) if jaas else {}
+            key = f"listener.name.{listener.name.lower()}.plain.sasl.jaas.config"
+            jaas = self.config.listener_keys.get(key)
+            self.plain_users[listener.name] = plain_users_from_jaas(jaas, what=key) if jaas else {}
 
     async def start(self, host: str, port: int) -> None:
         """Open the data and bind every listener; ``host``/``port`` is the PLAINTEXT listener's address
@@ -131,11 +131,15 @@ class Broker:
         if not self.config["listeners"].strip():
             self.listeners = parse_listeners(self.config, (host, port))
         self.state.open(now_ms())
-        self.groups.open()
-        self.txns.open()
-        self.scram.open()
-        if self.authorizer is not None:
-            self.authorizer.open()
+        try:
+            self.groups.open()
+            self.txns.open()
+            self.scram.open()
+            if self.authorizer is not None:
+                self.authorizer.open()
+        except BaseException:
+            self.state.close()  # releases the data directory's lock (a corrupt file: DataDirError)
+            raise
         await self.txns.start()
         self.metrics.start(self)
         try:
@@ -259,7 +263,7 @@ class Broker:
         assert task is not None
         peer_info = writer.get_extra_info("peername")
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
-        client_host = str(peer_info[0]) if peer_info else ""
+        client_host = _acl_host(str(peer_info[0])) if peer_info else ""
         if len(self._connections) >= self.config["max.connections"]:
             # Past max.connections a new connection is closed at once; those open are not disturbed.
             log.warning("refusing connection from %s: max.connections reached", peer)
@@ -542,6 +546,18 @@ class _Connection:
             if is_fetch:
                 self.unsent_fetches -= 1
             self._room.set()
+
+
+def _acl_host(address: str) -> str:
+    """The client address as ACL hosts name it: Kafka writes IPv6 as Java does, every group shown and
+    none compressed (``::1`` is ``0:0:0:0:0:0:0:1``)."""
+    if ":" not in address:
+        return address
+    try:
+        exploded = ipaddress.IPv6Address(address.split("%", 1)[0]).exploded
+    except ValueError:
+        return address
+    return ":".join(f"{int(group, 16):x}" for group in exploded.split(":"))
 
 
 def _size(response: bytes | list[bytes | memoryview]) -> int:

@@ -1,4 +1,4 @@
-"""The command line for people: ``odradek topic | group | produce | consume | txn``.
+"""The command line for people: ``odradek topic | group | produce | consume | txn | user | acl``.
 
 A client of any Kafka-protocol cluster (Odradek or Apache Kafka alike), built on confluent-kafka's
 AdminClient, Producer and Consumer, with rich for its tables. ``cli.py`` only parses; :func:`run`
@@ -18,6 +18,8 @@ COMMANDS = {
     "produce": "produce",
     "consume": "consume",
     "txn": "txns",
+    "user": "user",
+    "acl": "acl",
 }
 
 
