@@ -40,6 +40,7 @@ from .handlers import HANDLERS, CloseConnection
 from .listeners import Listener, parse_listeners
 from .metrics import create as create_metrics
 from .state import BrokerState
+from .tls_server import start_tls_server
 from .transactions import TransactionService
 from .waiters import AppendWaiters
 
@@ -169,16 +170,21 @@ class Broker:
 
     async def _bind(self, listener: Listener) -> None:
         context = self._tls.get(listener.name)
+        serve = functools.partial(self._serve_connection, listener)
         try:
-            server = await asyncio.start_server(
-                functools.partial(self._serve_connection, listener),
-                listener.host or None,
-                listener.port,
-                reuse_address=True,
-                limit=READ_CHUNK_BYTES,
-                ssl=context,
-                ssl_handshake_timeout=self.config["ssl.handshake.timeout.ms"] / 1000 if context else None,
-            )
+            if context is None:
+                server = await asyncio.start_server(
+                    serve, listener.host or None, listener.port, reuse_address=True, limit=READ_CHUNK_BYTES
+                )
+            else:
+                server = await start_tls_server(
+                    serve,
+                    listener.host or None,
+                    listener.port,
+                    context,
+                    handshake_timeout_s=self.config["ssl.handshake.timeout.ms"] / 1000,
+                    limit=READ_CHUNK_BYTES,
+                )
         except OSError as e:
             raise OSError(
                 e.errno, f"{listener.name}://{listener.host}:{listener.port}: {e.strerror}"

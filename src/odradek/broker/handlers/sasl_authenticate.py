@@ -39,7 +39,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         log.debug("%s authenticated as %s on %s", ctx.peer, session.principal, ctx.listener)
     return {
         "error_code": 0,
-        "error_message": None,
+        "error_message": "",  # what Kafka 4.4 answers on success
         "auth_bytes": answer,
         "session_lifetime": lifetime_ms,
     }
