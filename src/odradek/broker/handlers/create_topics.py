@@ -55,8 +55,9 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
             )
             continue
         if t.name in denied:
-            out["error_code"] = TOPIC_AUTHORIZATION_FAILED
-            out["error_message"] = "Authorization failed."
+            out.update(
+                error_code=TOPIC_AUTHORIZATION_FAILED, error_message="Authorization failed.", configs=[]
+            )
             continue
         try:
             if t.assignments:

@@ -155,7 +155,7 @@ def _read_all(ctx: Any, request: Any, context: FetchContext, denied: frozenset[s
         topic, partition = key
         if denied and topic in denied:
             # Refused before anything is looked up; an error is in every answer, a session's too.
-            reads.append((topic, partition, _refused(partition, read_committed), 0))
+            reads.append((topic, partition, _refused(partition), 0))
             continue
         plog = find_partition(broker, topic, partition)
         readable += plog is not None
@@ -212,14 +212,15 @@ def _read_all(ctx: Any, request: Any, context: FetchContext, denied: frozenset[s
     return ReadAll(reads, total, readable, read_error)
 
 
-def _refused(partition: int, read_committed: bool) -> dict[str, Any]:
+def _refused(partition: int) -> dict[str, Any]:
+    """As Kafka 4.4 answers a partition the principal may not read (aborted transactions empty, not null)."""
     return {
         "partition_index": partition,
         "error_code": TOPIC_AUTHORIZATION_FAILED,
         "high_watermark": -1,
         "last_stable_offset": -1,
         "log_start_offset": -1,
-        "aborted_transactions": [] if read_committed else None,
+        "aborted_transactions": [],
         "preferred_read_replica": -1,
         "records": b"",
     }

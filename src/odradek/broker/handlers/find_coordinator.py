@@ -45,7 +45,11 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
 
     key_type = getattr(request, "key_type", GROUP)
     if hasattr(request, "coordinator_keys"):
-        return {"throttle_time": 0, "coordinators": [entry(k, key_type) for k in request.coordinator_keys]}
+        coordinators = [entry(k, key_type) for k in request.coordinator_keys]
+        for c in coordinators:  # v4: Kafka 4.4 words an authorization refusal with an empty message
+            if c["error_code"] in (GROUP_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED):
+                c["error_message"] = ""
+        return {"throttle_time": 0, "coordinators": coordinators}
     e = entry(request.key, key_type)
     return {"throttle_time": 0, **{k: v for k, v in e.items() if k != "key"}}
 

@@ -29,7 +29,14 @@ from ...config import (
     topic_config,
 )
 from .. import authz
-from ._common import AUTHORIZATION_MESSAGES, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION, log
+from ._common import (
+    AUTHORIZATION_MESSAGES,
+    CLUSTER_AUTHORIZATION_FAILED,
+    INVALID_REQUEST,
+    NONE,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    log,
+)
 from .describe_configs import BROKER, GROUP, TOPIC, _text, broker_name_problem, config_refusal
 
 INVALID_CONFIG = 40
@@ -39,9 +46,10 @@ Ops = list[tuple[str, int, str | None]]
 
 
 class Refused(Exception):
-    def __init__(self, error_code: int, message: str) -> None:
+    def __init__(self, error_code: int, message: str | None) -> None:
         super().__init__(message)
         self.error_code = error_code
+        self.message = message
 
 
 def _changed(
@@ -170,7 +178,11 @@ async def alter(ctx: Any, resources: Iterable[Any], validate_only: bool, *, incr
                 raise Refused(INVALID_REQUEST, "Each resource must appear at most once.")
             refusal = config_refusal(ctx, authz.AclOperation.ALTER_CONFIGS, r.resource_type, r.resource_name)
             if refusal != NONE:
-                raise Refused(refusal, AUTHORIZATION_MESSAGES[refusal])
+                # Kafka 4.4's words, which for the cluster's (broker) resources are none.
+                raise Refused(
+                    refusal,
+                    AUTHORIZATION_MESSAGES.get(refusal) if refusal != CLUSTER_AUTHORIZATION_FAILED else None,
+                )
             if r.resource_type == TOPIC:
                 _topic(ctx, r.resource_name, ops, incremental, validate_only)
             elif r.resource_type == BROKER:
@@ -180,7 +192,7 @@ async def alter(ctx: Any, resources: Iterable[Any], validate_only: bool, *, incr
             else:
                 raise Refused(INVALID_REQUEST, f"Unknown resource type {r.resource_type}")
         except Refused as e:
-            code, message = e.error_code, str(e)
+            code, message = e.error_code, e.message
             log.info("alter configs of %s %r refused: %s", r.resource_type, r.resource_name, message)
         out.append(
             {

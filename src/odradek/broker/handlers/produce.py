@@ -32,7 +32,6 @@ from ...protocol.records import (
 from .. import authz
 from ..clock import now_ms
 from ._common import (
-    AUTHORIZATION_MESSAGES,
     INVALID_RECORD,
     INVALID_REQUIRED_ACKS,
     INVALID_TIMESTAMP,
@@ -68,8 +67,7 @@ def handle(ctx: Any, request: Any) -> Any:
             # As Kafka: the whole request is refused (acks=0: the connection is closed).
             if acks == 0:
                 raise CloseConnection("acks=0 produce refused: TRANSACTIONAL_ID_AUTHORIZATION_FAILED")
-            code = TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-            return _all_partitions(request, code, AUTHORIZATION_MESSAGES[code])
+            return _all_partitions(request, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None)
         denied = refused(ctx, WRITE, TOPIC, (t.name for t in request.topic_data))
     if acks not in (0, 1, -1):
         return _all_partitions(request, INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1")
@@ -381,7 +379,7 @@ def _check_timestamp(ts: int, now: int, configs: dict[str, Any]) -> None:
         raise InvalidBatch(INVALID_TIMESTAMP, f"timestamp {ts} is out of the accepted range around {now}")
 
 
-def _all_partitions(request: Any, code: int, message: str) -> dict[str, Any]:
+def _all_partitions(request: Any, code: int, message: str | None) -> dict[str, Any]:
     return {
         "responses": [
             {
