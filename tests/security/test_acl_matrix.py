@@ -16,6 +16,7 @@ import datetime
 import hashlib
 import hmac
 import os
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,10 @@ from confluent_kafka.admin import (
     NewTopic,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
 )
 from kio.index import load_request_schema
 
@@ -335,6 +340,32 @@ def describe_acls_code(w: WireClient) -> int:
     return int(_request(w, 29, 3, body).error_code)
 
 
+def describe_transactions_code(w: WireClient, txn: str) -> int:
+    """The error code of one DescribeTransactions v0 answer, read by hand: kio cannot decode the
+    transaction_start_time -1 of a transaction that has not started."""
+    corr = w.next_correlation_id()
+    w.send_raw(w.encode_request(load_request_schema(65, 0), {"transactional_ids": [txn]}, corr))
+    frame = w.read_frame()
+    assert struct.unpack(">i", frame[:4])[0] == corr and frame[4] == 0  # no tagged header fields
+    at = 4 + 1 + 4  # correlation id, tagged fields, throttle_time_ms
+    assert frame[at] == 2, frame[:16]  # a compact array of one state (length + 1, one varint byte)
+    return struct.unpack(">h", frame[at + 1 : at + 3])[0]
+
+
+def alter_scram_user_code(w: WireClient, user: str) -> int:
+    """AlterUserScramCredentials' error for one SCRAM-SHA-256 upsertion of ``user``."""
+    salt = os.urandom(16)
+    upsert = {
+        "name": user,
+        "mechanism": 1,  # SCRAM-SHA-256
+        "iterations": 4096,
+        "salt": salt,
+        "salted_password": hashlib.pbkdf2_hmac("sha256", b"pw", salt, 4096),
+    }
+    [result] = _request(w, 51, 0, {"deletions": [], "upsertions": [upsert]}).results
+    return int(result.error_code)
+
+
 # --------------------------------------------------------------------------------------------------
 # Produce
 
@@ -609,11 +640,19 @@ def test_describe_and_alter_configs_need_describe_configs_and_alter_configs(
         assert code_of(f.exception(TIMEOUT_S)) == CLUSTER_AUTHORIZATION_FAILED
 
 
-def _make_group(side: Side, topic: str, group: str) -> None:
-    """A group with a committed offset, made by the super user."""
+def _make_group(side: Side, topics: list[str], group: str) -> None:
+    """A group with committed offsets, made by the super user (again while the coordinator loads)."""
     c = Consumer({"bootstrap.servers": side.admin_bootstrap, "group.id": group, "log_level": 0})
     try:
-        c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            try:
+                c.commit(offsets=[TopicPartition(t, 0, 1) for t in topics], asynchronous=False)
+                return
+            except KafkaException as e:
+                if code_of(e) not in RETRIABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
     finally:
         c.close()
 
@@ -623,8 +662,8 @@ def test_describe_list_and_delete_groups_need_describe_and_delete_on_the_group(
 ) -> None:
     topic = make_topic(side, unique("topic"))
     group, hidden = unique("group"), unique("hidden")
-    _make_group(side, topic, group)
-    _make_group(side, topic, hidden)
+    _make_group(side, [topic], group)
+    _make_group(side, [topic], hidden)
     acls.allow(ALICE, Res.GROUP, group, Op.DESCRIBE, Op.DELETE)
     bob, alice = side.user_admin("bob"), side.user_admin("alice")
 
@@ -794,3 +833,179 @@ def test_join_group_needs_read_on_the_group(side: Side, acls: Grants, unique) ->
         assert int(_request(w, 11, 9, body).error_code) == GROUP_AUTHORIZATION_FAILED
     with side.wire("alice") as w:  # allowed: the first JoinGroup asks the member to come back with an id
         assert _settled(lambda: int(_request(w, 11, 9, body).error_code)) == MEMBER_ID_REQUIRED
+
+
+# --------------------------------------------------------------------------------------------------
+# More APIs: transactional produce, records and offsets deletion, SCRAM users, transactions, producers,
+# log dirs, leader elections, KIP-848 heartbeats, group authorized operations
+
+
+def test_transactional_produce_needs_write_on_the_topic(side: Side, acls: Grants, unique) -> None:
+    topic, txn = make_topic(side, unique("topic"), value=None), unique("txn")
+    acls.allow(ALICE, Res.TRANSACTIONAL_ID, txn, Op.WRITE)
+    with side.wire("alice") as w:
+        body = {
+            "transactional_id": txn,
+            "transaction_timeout": datetime.timedelta(seconds=60),
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
+        find = {"key_type": 1, "coordinator_keys": [txn]}  # Kafka makes __transaction_state on this
+        assert _settled(lambda: int(_request(w, 10, 4, find).coordinators[0].error_code)) == 0
+        answers: list[Any] = []
+        assert _settled(lambda: int(answers.append(_request(w, 22, 4, body)) or answers[-1].error_code)) == 0
+        r = answers[-1]
+        add = {
+            "v3_and_below_transactional_id": txn,
+            "v3_and_below_producer_id": int(r.producer_id),
+            "v3_and_below_producer_epoch": int(r.producer_epoch),
+            "v3_and_below_topics": [{"name": topic, "partitions": [0]}],
+        }
+        [result] = _request(w, 24, 3, add).results_by_topic_v3_and_below
+        assert int(result.results_by_partition[0].partition_error_code) == TOPIC_AUTHORIZATION_FAILED
+        acls.allow(ALICE, Res.TOPIC, topic, Op.WRITE)
+        [result] = _request(w, 24, 3, add).results_by_topic_v3_and_below
+        assert int(result.results_by_partition[0].partition_error_code) == 0
+
+
+def test_delete_records_needs_delete_on_the_topic(side: Side, acls: Grants, unique) -> None:
+    topic = make_topic(side, unique("topic"))
+    acls.allow(ALICE, Res.TOPIC, topic, Op.DELETE)
+    acls.allow(BOB, Res.TOPIC, topic, Op.DESCRIBE)
+    [f] = side.user_admin("bob").delete_records([TopicPartition(topic, 0, 1)]).values()
+    assert code_of(f.exception(TIMEOUT_S)) == TOPIC_AUTHORIZATION_FAILED
+    [f] = side.user_admin("alice").delete_records([TopicPartition(topic, 0, 1)]).values()
+    assert f.result(TIMEOUT_S).low_watermark == 1
+
+
+def test_offset_delete_needs_delete_on_the_group_and_read_on_the_topic(
+    side: Side, acls: Grants, unique
+) -> None:
+    topic, other = make_topic(side, unique("topic")), make_topic(side, unique("other"))
+    group = unique("group")
+    _make_group(side, [topic, other], group)
+    acls.allow(ALICE, Res.GROUP, group, Op.DELETE)
+    acls.allow(ALICE, Res.TOPIC, topic, Op.READ)
+    body = {
+        "group_id": group,
+        "topics": [{"name": t, "partitions": [{"partition_index": 0}]} for t in (topic, other)],
+    }
+    with side.wire("bob") as w:
+        assert _settled(lambda: int(_request(w, 47, 0, body).error_code)) == GROUP_AUTHORIZATION_FAILED
+    with side.wire("alice") as w:
+        r = _request(w, 47, 0, body)
+        assert int(r.error_code) == 0, r
+        assert {t.name: int(t.partitions[0].error_code) for t in r.topics} == {
+            topic: 0,
+            other: TOPIC_AUTHORIZATION_FAILED,
+        }
+
+
+def test_scram_credential_apis_need_alter_and_describe_on_the_cluster(
+    side: Side, acls: Grants, unique
+) -> None:
+    user = unique("carol")
+    upsert = UserScramCredentialUpsertion(
+        user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"pw"
+    )
+    # Refusals checked raw, and only for AlterUserScramCredentials: Kafka 4.4 leaves a refused
+    # DescribeUserScramCredentials unanswered, and librdkafka 2.16 aborts the process on a refused one.
+    with side.wire("bob") as w:
+        assert alter_scram_user_code(w, user) == CLUSTER_AUTHORIZATION_FAILED
+
+    acls.allow(ALICE, Res.BROKER, "kafka-cluster", Op.ALTER, Op.DESCRIBE)
+    alice = side.user_admin("alice")
+    [f] = alice.alter_user_scram_credentials([upsert]).values()
+    try:
+        assert f.exception(TIMEOUT_S) is None
+        described = wait_until(
+            lambda: alice.describe_user_scram_credentials().result(TIMEOUT_S).get(user), TIMEOUT_S, user
+        )
+        assert [i.mechanism for i in described.scram_credential_infos] == [ScramMechanism.SCRAM_SHA_256]
+    finally:
+        gone = UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_256)
+        for f in side.admin.alter_user_scram_credentials([gone]).values():
+            f.exception(TIMEOUT_S)
+
+
+def test_describe_and_list_transactions_need_describe_on_the_transactional_id(
+    side: Side, acls: Grants, unique
+) -> None:
+    txn = unique("txn")
+    acls.allow(ALICE, Res.TRANSACTIONAL_ID, txn, Op.WRITE)  # WRITE implies DESCRIBE
+    Producer(side.conf("alice", **{"transactional.id": txn})).init_transactions(TIMEOUT_S)
+    listing = {"state_filters": [], "producer_id_filters": [], "duration_filter": -1}
+    for user, expected in (("bob", TRANSACTIONAL_ID_AUTHORIZATION_FAILED), ("alice", 0)):
+        with side.wire(user) as w:
+            assert describe_transactions_code(w, txn) == expected, user
+            listed = {t.transactional_id for t in _request(w, 66, 1, listing).transaction_states}
+            assert (txn in listed) == (user == "alice"), user
+
+
+def test_describe_producers_needs_read_on_the_topic(side: Side, acls: Grants, unique) -> None:
+    topic = make_topic(side, unique("topic"))
+    acls.allow(ALICE, Res.TOPIC, topic, Op.READ)
+    acls.allow(BOB, Res.TOPIC, topic, Op.DESCRIBE)
+    body = {"topics": [{"name": topic, "partition_indexes": [0]}]}
+    for user, expected in (("bob", TOPIC_AUTHORIZATION_FAILED), ("alice", 0)):
+        with side.wire(user) as w:
+            [answer] = _request(w, 61, 0, body).topics
+            assert int(answer.partitions[0].error_code) == expected, user
+
+
+def test_log_dirs_and_leader_elections_need_the_cluster(side: Side, acls: Grants, unique) -> None:
+    topic = make_topic(side, unique("topic"), value=None)
+    acls.allow(ALICE, Res.TOPIC, topic, Op.ALL)  # topic rights do not stand in for the cluster's
+    log_dirs = {"topics": None}
+    elect = {
+        "election_type": 0,
+        "topic_partitions": [{"topic": topic, "partitions": [0]}],
+        "timeout": datetime.timedelta(seconds=10),
+    }
+    with side.wire("alice") as w:
+        assert int(_request(w, 35, 4, log_dirs).error_code) == CLUSTER_AUTHORIZATION_FAILED
+        assert int(_request(w, 43, 2, elect).error_code) == CLUSTER_AUTHORIZATION_FAILED
+    acls.allow(ALICE, Res.BROKER, "kafka-cluster", Op.DESCRIBE, Op.ALTER)
+    with side.wire("alice") as w:
+        assert int(_request(w, 35, 4, log_dirs).error_code) == 0
+        assert int(_request(w, 43, 2, elect).error_code) == 0
+
+
+def test_consumer_group_heartbeat_needs_read_on_the_group(side: Side, acls: Grants, unique) -> None:
+    topic, group = make_topic(side, unique("topic")), unique("group")
+    acls.allow(ALICE, Res.GROUP, group, Op.READ)
+    acls.allow(ALICE, Res.TOPIC, topic, Op.READ)
+    acls.allow(BOB, Res.TOPIC, topic, Op.READ)
+
+    def heartbeat(member_id: str, epoch: int) -> dict[str, Any]:
+        return {
+            "group_id": group,
+            "member_id": member_id,
+            "member_epoch": epoch,
+            "instance_id": None,
+            "rack_id": None,
+            "rebalance_timeout": datetime.timedelta(seconds=10),
+            "subscribed_topic_names": [topic] if epoch == 0 else None,
+            "server_assignor": None,
+            "topic_partitions": [] if epoch == 0 else None,
+        }
+
+    with side.wire("bob") as w:
+        r = _request(w, 68, 0, heartbeat("", 0))
+        assert int(r.error_code) == GROUP_AUTHORIZATION_FAILED, r
+    with side.wire("alice") as w:
+        r = _request(w, 68, 0, heartbeat("", 0))
+        assert _settled(lambda: int(r.error_code)) == 0, r
+        _request(w, 68, 0, heartbeat(r.member_id, -1))  # leave
+
+
+def test_describe_groups_reports_the_authorized_operations(side: Side, acls: Grants, unique) -> None:
+    topic, group = make_topic(side, unique("topic")), unique("group")
+    _make_group(side, [topic], group)
+    acls.allow(ALICE, Res.GROUP, group, Op.READ, Op.DELETE)
+    [f] = (
+        side.user_admin("alice")
+        .describe_consumer_groups([group], include_authorized_operations=True)
+        .values()
+    )
+    assert set(f.result(TIMEOUT_S).authorized_operations) == {Op.READ, Op.DESCRIBE, Op.DELETE}
