@@ -22,12 +22,15 @@ handshake), since the cipher decides much of the cost.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import platform
 import shutil
+import signal
 import socket
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -279,21 +282,30 @@ class Runner:
         from bench.brokers import cpu_seconds
 
         pid = ctx.broker.pid
+        spy = None
+        if self.args.py_spy and ctx.broker.spec.kind == "odradek" and round_ == 0:
+            spy = PySpy(pid, self.log_dir / f"{self.name}.{client}.{workload}.{protocol}.pyspy.txt")
         cpu0 = cpu_seconds(pid)
         try:
             r = self._client(ctx, client, workload, protocol, round_)
         except Exception as e:  # one failed row does not lose the others
             return {"error": f"{type(e).__name__}: {e}"}
+        finally:
+            if spy is not None:
+                spy.stop()
         cpu = cpu_seconds(pid) - cpu0
         if r.get("failed") or r.get("unflushed"):
             return {"error": f"{r['failed']} failed, {r['unflushed']} unacknowledged: {r.get('errors')}"}
         moved_mb = r["mb_per_s"] * (r.get("read_s") or r["elapsed_s"])
-        return {
+        out = {
             "mb_per_s": r["mb_per_s"],
             "msg_per_s": r["msg_per_s"],
             "broker_cpu_s": round(cpu, 3),
             "cpu_s_per_100mb": cpu / max(moved_mb, 1e-9) * 100,
         }
+        if spy is not None:
+            out["profile"] = spy.summary()
+        return out
 
     def _client(self, ctx, client: str, workload: str, protocol: str, round_: int) -> dict:
         bootstrap = self.bootstrap[protocol]
@@ -337,6 +349,71 @@ class Runner:
         if r is None:
             raise RuntimeError(f"the kafka-python client failed; see {self.log_dir}")
         return r
+
+
+class PySpy:
+    """``py-spy record`` of the broker while one row runs (``--py-spy``: py-spy on PATH, root or ptrace
+    rights): raw collapsed stacks in ``out``, and :meth:`summary`, where the event-loop thread spent its
+    busy samples."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        exe = shutil.which("py-spy")
+        if exe is None:
+            raise RuntimeError("--py-spy: py-spy is not on PATH (pip install py-spy)")
+        self.out = out
+        argv = [exe, "record", "--native", "--rate", "200", "--format", "raw", "-o", str(out), "-p", str(pid)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # attached before the client starts
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def summary(self, top: int = 15) -> dict:
+        """Self and inclusive shares of the event loop's busy samples (idle: waiting in epoll)."""
+        own: collections.Counter[str] = collections.Counter()
+        inclusive: collections.Counter[str] = collections.Counter()
+        busy = idle = 0
+        try:
+            lines = self.out.read_text().splitlines()
+        except OSError:
+            return {"error": f"no profile in {self.out}"}
+        for line in lines:
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            frames = [_frame(f) for f in stack.split(";")]
+            if not any(f.startswith("BaseEventLoop._run_once ") for f in frames):
+                continue  # another thread (the fsync pool, ...)
+            if any(f.startswith(("epoll_wait ", "EpollSelector.select ")) for f in frames):
+                idle += int(count)
+                continue
+            busy += int(count)
+            leaf = frames[-1]
+            if leaf.startswith("? "):  # an unnamed C frame: name it by its nearest named caller
+                leaf += " under " + next((f for f in reversed(frames) if not f.startswith("? ")), "?")
+            own[leaf] += int(count)
+            for f in set(frames):
+                if f.endswith(".py)"):
+                    inclusive[f] += int(count)
+        share = lambda c: round(100 * c / max(busy, 1), 1)  # noqa: E731
+        return {
+            "file": str(self.out),
+            "event_loop_busy_pct": round(100 * busy / max(busy + idle, 1), 1),
+            "self_pct": {f: share(c) for f, c in own.most_common(top)},
+            "inclusive_pct": {f: share(c) for f, c in inclusive.most_common(top + 8)},
+        }
+
+
+def _frame(text: str) -> str:
+    """``name (path/file.py:line)`` -> ``name (file.py)``; unnamed native frames become ``? (lib)``."""
+    name, _, where = text.partition(" (")
+    source = where.split(":")[0].rstrip(")").rsplit("/", 1)[-1]
+    return f"{'?' if name.startswith('0x') else name} ({source})"
 
 
 def _line(r: dict) -> str:
@@ -413,6 +490,13 @@ def render(report: dict) -> str:
         f"Like-for-like: odradek vs {LIKE_FOR_LIKE} (both fsync acks=all writes before the ack); "
         "target >= 1.00x over SSL."
     )
+    for key, r in rows.get("odradek", {}).items():
+        prof = (r.get("rounds") or [{}])[0].get("profile")
+        if prof and "self_pct" in prof:
+            top = ", ".join(f"{f} {pct}%" for f, pct in list(prof["self_pct"].items())[:6])
+            lines.append(
+                f"odradek {key} (py-spy): event loop busy {prof['event_loop_busy_pct']}%; self: {top}"
+            )
     for n in names:
         b = brokers[n]
         tls = b.get("tls")
@@ -446,6 +530,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--work-dir", type=Path, default=None)
     p.add_argument("--keep", action="store_true", help="keep the brokers' data directories")
+    p.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="profile Odradek with py-spy (on PATH) during each row of the first round; summary in the JSON",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds, args.consume_mb = 2.0, 1, 32
