@@ -128,3 +128,39 @@ def test_well_formed_random_requests_get_answers_not_internal_errors(fresh_odrad
         one()
     log = b.log_path.read_text(errors="replace")
     assert "internal error" not in log, log[log.index("internal error") - 300 :][:3000]
+
+
+def test_no_request_is_served_before_sasl_authentication(tmp_path):
+    """Every API and version but ApiVersions and SaslHandshake, sent first on a SASL listener: the broker
+    closes the connection without an answer (as Kafka does), and still logs a good client in after."""
+    from support.certs import make_certs
+    from support.secure import start_secured_odradek
+
+    b = start_secured_odradek(tmp_path / "data", make_certs(tmp_path / "certs"))
+    try:
+        host, port = b.bootstrap("SASL_PLAINTEXT").rsplit(":", 1)
+        for key, version in REQUESTS:
+            if key in (17, 18):  # SaslHandshake, ApiVersions: answered before authentication
+                continue
+
+            @settings(
+                max_examples=1, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+            )
+            @given(st.data())
+            def one(data: st.DataObject) -> None:
+                frame = _frame(key, version, _body(data, key, version))  # noqa: B023
+                with socket.create_connection((host, int(port)), timeout=5) as s:
+                    s.sendall(frame)
+                    try:
+                        answer = s.recv(1 << 16)
+                    except ConnectionResetError:
+                        answer = b""
+                    except TimeoutError:
+                        answer = b"(neither answered nor closed within 5 s)"
+                assert answer == b"", f"api {key} v{version} before authentication: {answer[:60]!r}"  # noqa: B023
+                assert b.process.running, f"the broker died on api {key} v{version}"  # noqa: B023
+
+            one()
+        b.wait_login("SASL_PLAINTEXT", "PLAIN", "alice")
+    finally:
+        b.stop()
