@@ -3,8 +3,9 @@
 Odradek bounds the handshake with ``ssl.handshake.timeout.ms`` (its own key, set to 500 ms here). Kafka
 has no handshake timeout of its own: a connection stuck before the end of its handshake is an idle
 connection, closed after ``connections.max.idle.ms`` (set to 1 s here). On both, while stalled
-connections keep arriving (some silent, some with half a ClientHello), a normal TLS client produces and
-consumes, and then every stalled connection is seen closed by the broker within a generous bound.
+connections keep arriving (silent ones, ones that sent half a ClientHello, ones that sent a whole
+ClientHello and never answer the server's flight), a normal TLS client produces and consumes, and then
+every stalled connection is seen closed by the broker within a generous bound.
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ def target(request: pytest.FixtureRequest, tmp_path: Path, secure_certs: Certs) 
     assert alive, f"the {request.param} broker died during the test"
 
 
-def _half_client_hello(certs: Certs) -> bytes:
-    """The first half of a real ClientHello (TLS record header and part of the message)."""
+def _client_hello(certs: Certs) -> bytes:
+    """A real ClientHello, as a TLS client sends it first."""
     ctx = ssl.create_default_context(cafile=str(certs.ca_file))
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname=LOOPBACK)
@@ -90,15 +91,17 @@ def _half_client_hello(certs: Certs) -> bytes:
         obj.do_handshake()
     hello = outgoing.read()
     assert hello[0] == 0x16 and len(hello) > 100, hello[:16]  # a handshake record
-    return hello[: len(hello) // 2]
+    return hello
 
 
 class Staller:
-    """Keeps opening stalled connections to ``port`` (every other one sends half a ClientHello) until
-    stopped; every socket is kept for :meth:`wait_dropped`."""
+    """Keeps opening stalled connections to ``port`` until stopped, in turn: one that sends nothing,
+    one that sends half a ClientHello, one that sends a whole ClientHello; every socket is kept for
+    :meth:`wait_dropped`."""
 
-    def __init__(self, port: int, half_hello: bytes, interval_s: float = 0.1) -> None:
-        self.port, self.half_hello, self.interval_s = port, half_hello, interval_s
+    def __init__(self, port: int, hello: bytes, interval_s: float = 0.1) -> None:
+        self.port, self.interval_s = port, interval_s
+        self.first_bytes = (b"", hello[: len(hello) // 2], hello)
         self.sockets: list[socket.socket] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -106,8 +109,9 @@ class Staller:
 
     def open_one(self) -> None:
         s = socket.create_connection((LOOPBACK, self.port), timeout=10)
-        if len(self.sockets) % 2:
-            s.sendall(self.half_hello)
+        first = self.first_bytes[len(self.sockets) % len(self.first_bytes)]
+        if first:
+            s.sendall(first)
         self.sockets.append(s)
 
     def _run(self) -> None:
@@ -153,7 +157,7 @@ def _closed_by_peer(s: socket.socket, deadline: float) -> bool:
             return True
         if not data:
             return True
-        # A TLS alert before the close is fine; keep reading until the end of the stream.
+        # The server's first flight (after a whole ClientHello) or an alert: read on to the end.
         if time.monotonic() >= deadline:
             return False
 
@@ -189,7 +193,7 @@ def _produce_and_consume(target: Target, certs: Certs) -> list[bytes]:
 
 
 def test_stalled_tls_handshakes_are_dropped_and_others_served(target: Target, secure_certs: Certs) -> None:
-    staller = Staller(target.tls, _half_client_hello(secure_certs))
+    staller = Staller(target.tls, _client_hello(secure_certs))
     try:
         with staller:
             values = _produce_and_consume(target, secure_certs)
