@@ -72,32 +72,32 @@ Res = ResourceType
 
 @dataclass
 class Side:
-    """One secured broker: ``admin_bootstrap`` (PLAINTEXT, a super user) and ``sasl_bootstrap``."""
+    """One secured broker (support.secure): ``admin_bootstrap`` is its PLAINTEXT listener, whose
+    principal User:ANONYMOUS is a super user; alice, bob and admin log in on ``sasl_bootstrap``."""
 
-    kind: str
-    admin_bootstrap: str
-    sasl_bootstrap: str
+    broker: SecuredBroker
     mechanism: str
-    passwords: dict[str, str]
-    _admin: AdminClient | None = field(default=None, repr=False)
     _user_admins: dict[str, AdminClient] = field(default_factory=dict, repr=False)
 
+    @property
+    def kind(self) -> str:
+        return self.broker.kind
+
+    @property
+    def admin_bootstrap(self) -> str:
+        return self.broker.bootstrap("PLAINTEXT")
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return self.broker.bootstrap("SASL_PLAINTEXT")
+
     def conf(self, user: str, **extra: Any) -> dict[str, Any]:
-        return {
-            "bootstrap.servers": self.sasl_bootstrap,
-            "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": self.mechanism,
-            "sasl.username": user,
-            "sasl.password": self.passwords[user],
-            "log_level": 0,
-            **extra,
-        }
+        """confluent-kafka settings of a SASL_PLAINTEXT client logged in as ``user``."""
+        return self.broker.confluent_config("SASL_PLAINTEXT", self.mechanism, user, **extra)
 
     @property
     def admin(self) -> AdminClient:
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.admin_bootstrap, "log_level": 0})
-        return self._admin
+        return self.broker.admin()
 
     def user_admin(self, user: str) -> AdminClient:
         """One per user and test (kept: a collected client fails the futures it leaves)."""
@@ -109,7 +109,7 @@ class Side:
         """A raw connection authenticated as ``user`` (SaslHandshake v1 + SaslAuthenticate v2)."""
         w = WireClient(self.sasl_bootstrap)
         try:
-            sasl_login(w, self.mechanism, user, self.passwords[user])
+            sasl_login(w, self.mechanism, user, USERS[user])
         except BaseException:
             w.close()
             raise
@@ -141,19 +141,16 @@ def sasl_login(w: WireClient, mechanism: str, user: str, password: str) -> None:
     proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature, strict=True))).decode()
     r = _request(w, 36, 2, {"auth_bytes": f"{final},p={proof}".encode()})
     assert r.error_code == 0, r
+    server_key = hmac.new(salted, b"Server Key", h).digest()
+    server_signature = hmac.new(server_key, f"{bare},{first},{final}".encode(), h).digest()
+    assert r.auth_bytes == b"v=" + base64.b64encode(server_signature), r
 
 
 @pytest.fixture
 def side(secured: SecuredBroker) -> Side:
     """The secured broker of the test's kind. SCRAM-SHA-512 logins; PLAIN where the SCRAM users could
     not be created (``secured.scram_error``, which the SCRAM tests of test_connect_* report)."""
-    return Side(
-        kind=secured.kind,
-        admin_bootstrap=secured.bootstrap("PLAINTEXT"),
-        sasl_bootstrap=secured.bootstrap("SASL_PLAINTEXT"),
-        mechanism="PLAIN" if secured.scram_error else "SCRAM-SHA-512",
-        passwords=dict(USERS),
-    )
+    return Side(secured, "PLAIN" if secured.scram_error else "SCRAM-SHA-512")
 
 
 # --------------------------------------------------------------------------------------------------
