@@ -51,6 +51,7 @@ SETTINGS = {
     "allow.everyone.if.no.acl.found": "false",
     "auto.create.topics.enable": "true",
     "ssl.keystore.password": "hunter2",
+    "group.initial.rebalance.delay.ms": "0",
 }
 
 
@@ -690,6 +691,37 @@ def test_offset_commit_and_fetch(tmp_path):
     run(tmp_path, scenario)
 
 
+def test_offset_delete_needs_delete_on_the_group_and_read_on_each_topic(tmp_path):
+    async def scenario(b: Broker) -> None:
+        join = {
+            "group_id": "g",
+            "session_timeout": 10000,
+            "rebalance_timeout": 10000,
+            "member_id": "",
+            "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b""}],
+        }
+        r = await call(b, ADMIN, ApiKey.OFFSET_COMMIT, 9, commit_request("g", ["t", "secret"]))
+        assert set(codes(r["topics"]).values()) == {NONE}
+        joined = await call(b, ADMIN, ApiKey.JOIN_GROUP, 3, join)  # then a classic group, so they may go
+        assert joined["error_code"] == NONE
+        delete = {
+            "group_id": "g",
+            "topics": [{"name": n, "partitions": [{"partition_index": 0}]} for n in ("t", "secret")],
+        }
+        r = await call(b, ALICE, ApiKey.OFFSET_DELETE, 0, delete)
+        assert (r["error_code"], r["topics"]) == (GROUP_AUTHORIZATION_FAILED, [])
+        allow(b, ALICE, Op.DELETE, RT.GROUP, "g")
+        allow(b, ALICE, Op.READ, RT.TOPIC, "t")
+        r = await call(b, ALICE, ApiKey.OFFSET_DELETE, 0, delete)
+        assert r["error_code"] == NONE
+        assert codes(r["topics"]) == {("t", 0): NONE, ("secret", 0): TOPIC_AUTHORIZATION_FAILED}
+        assert b.groups.offsets.fetch("g", ("t", 0)) is None
+        assert b.groups.offsets.fetch("g", ("secret", 0)) is not None  # a refused topic's offset stays
+
+    run(tmp_path, scenario)
+
+
 def heartbeat_request(group: str, topics: list[str]) -> dict:
     return {
         "group_id": group,
@@ -895,7 +927,7 @@ def test_without_an_authorizer_everyone_may_do_everything(tmp_path):
     """The default (no authorizer.class.name): no check anywhere, and every bitfield is the full one."""
 
     async def main() -> None:
-        broker = Broker(tmp_path / "data", BrokerConfig.build())
+        broker = Broker(tmp_path / "data", BrokerConfig.build(overrides=["ssl.keystore.password=hunter2"]))
         await broker.start("127.0.0.1", 0)
         try:
             assert broker.authorizer is None
@@ -918,6 +950,14 @@ def test_without_an_authorizer_everyone_may_do_everything(tmp_path):
             assert fetched(r) == {"auto": (NONE, True)}
             r = await call(broker, BOB, ApiKey.DESCRIBE_LOG_DIRS, 4, {"topics": None})
             assert r["error_code"] == NONE
+            # Sensitive configs are answered without their value, authorizer or not.
+            resources = config_resources((4, str(broker.node_id)))
+            r = await call(
+                broker, BOB, ApiKey.DESCRIBE_CONFIGS, 4, {"resources": resources, "include_synonyms": True}
+            )
+            secret = [c for c in r["results"][0]["configs"] if c["name"] == "ssl.keystore.password"][0]
+            assert (secret["value"], secret["is_sensitive"]) == (None, True)
+            assert all(s["value"] is None for s in secret["synonyms"])
         finally:
             await broker.stop()
 

@@ -5,6 +5,7 @@ As Kafka: DELETE on the group (else GROUP_AUTHORIZATION_FAILED for the request) 
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from ...coordinator.groups import GROUP_ID_NOT_FOUND, GroupState
@@ -55,14 +56,12 @@ def _subscribed_topics(group: Any) -> set[str]:
     for m in group.members.values():
         try:
             topics.update(_subscription_topics(m.metadata_for(group.protocol_name)))
-        except (KeyError, ValueError, IndexError):
+        except (KeyError, ValueError, IndexError, struct.error):  # metadata that is not a subscription
             continue
     return topics
 
 
 def _subscription_topics(metadata: bytes) -> list[str]:
-    import struct
-
     pos = 2  # version
     (n,) = struct.unpack_from(">i", metadata, pos)
     pos += 4
