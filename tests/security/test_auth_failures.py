@@ -245,10 +245,15 @@ def test_confluent_surfaces_authentication_error(secured: SecuredBroker) -> None
 def test_kafka_python_surfaces_authentication_error(
     secured: SecuredBroker, mechanism: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """kafka-python 3 gives up bootstrapping (a timeout). Against Kafka 4.4 it logs each attempt as
-    "socket disconnected" (KafkaConnectionError), not the SaslAuthenticate error: either is accepted."""
+    """kafka-python 3 gives up bootstrapping (a timeout). Against Kafka 4.4 it logs most attempts as
+    "socket disconnected" (KafkaConnectionError), some as the SaslAuthenticate error: either is accepted."""
     from kafka import KafkaConsumer
-    from kafka.errors import KafkaConnectionError, KafkaTimeoutError, SaslAuthenticationFailedError
+    from kafka.errors import (
+        KafkaConnectionError,
+        KafkaTimeoutError,
+        RequestTimedOutError,
+        SaslAuthenticationFailedError,
+    )
 
     if mechanism != "PLAIN":
         secured.require_scram()
@@ -262,9 +267,11 @@ def test_kafka_python_surfaces_authentication_error(
         for arg in (record.args or ())
         if isinstance(arg, Exception) and not isinstance(arg, KafkaTimeoutError)
     ]
-    assert refusals, "kafka-python logged no connection failure"
-    expected = (KafkaConnectionError, SaslAuthenticationFailedError)
-    assert all(isinstance(e, expected) for e in refusals), refusals
+    refused = (KafkaConnectionError, SaslAuthenticationFailedError)
+    assert any(isinstance(e, refused) for e in refusals), refusals
+    # On a loaded machine a reconnect attempt may also time out on its own (kafka-python's short
+    # bootstrap request timeout); nothing else may appear.
+    assert all(isinstance(e, (*refused, RequestTimedOutError)) for e in refusals), refusals
 
 
 # --------------------------------------------------------------------------------------------------
