@@ -5,8 +5,10 @@ one with it succeeds, on Odradek and on Apache Kafka 4.4 configured the same way
 Principals ``User:alice`` and ``User:bob`` authenticate over the SASL listener; ACLs are granted through the
 PLAINTEXT admin listener, whose principal (``User:ANONYMOUS``) is a super user. Every test uses resources of
 its own and deletes the ACLs it created (cluster ACLs would otherwise leak into the next test). Where a
-client hides the code (InitProducerId, Fetch, ListOffsets, Metadata by name, FindCoordinator) a raw request
-checks the exact one.
+client hides the code or has no call for the API (InitProducerId, Fetch, ListOffsets, Metadata by name,
+FindCoordinator, JoinGroup, OffsetCommit/OffsetFetch, DescribeAcls, AddPartitionsToTxn, OffsetDelete,
+DescribeTransactions, DescribeProducers, DescribeLogDirs, ElectLeaders, ConsumerGroupHeartbeat), a raw
+request (tests/wire.py) checks the exact one.
 """
 
 from __future__ import annotations
