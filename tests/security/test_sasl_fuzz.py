@@ -300,17 +300,8 @@ CASES: dict[str, tuple[Callable[[WireClient], Any], Any]] = {
 
 
 # Where Odradek does not yet end as Kafka does: strict, so that the fix turns the case into an XPASS failure.
-ODRADEK_DIFFERENCES = {
-    "second-handshake": "Odradek closes the connection; Kafka answers ILLEGAL_SASL_STATE (34), then closes",
-}
-
-
 @pytest.mark.parametrize("case", list(CASES))
-def test_malformed_sasl_ends_as_on_kafka(
-    secured: SecuredBroker, case: str, request: pytest.FixtureRequest
-) -> None:
-    if secured.is_odradek and case in ODRADEK_DIFFERENCES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=ODRADEK_DIFFERENCES[case]))
+def test_malformed_sasl_ends_as_on_kafka(secured: SecuredBroker, case: str) -> None:
     run, expected = CASES[case]
     bootstrap = secured.bootstrap("SASL_PLAINTEXT")
     with WireClient(bootstrap) as w:

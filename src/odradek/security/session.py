@@ -78,7 +78,8 @@ class SaslSession:
                 return
             raise SessionClosed(f"unexpected request (api key {api_key}) during SASL handshake")
         if self.state == "authenticate":
-            if api_key == SASL_AUTHENTICATE:
+            # A second SaslHandshake is answered (ILLEGAL_SASL_STATE, then closed), as Kafka does.
+            if api_key in (SASL_AUTHENTICATE, SASL_HANDSHAKE):
                 return
             raise SessionClosed(f"unexpected request (api key {api_key}) during SASL authentication")
         raise SessionClosed("a Kafka request where a SASL token was expected")
