@@ -13,20 +13,15 @@ bounded), with nothing produced. The principals hold only PREFIXED ACLs on the t
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.deps import MissingDependency, missing_dependency
-from support.golang import GO_DIR
+from support.golang import ensure_franz
 from support.java import java_main
-from support.kafka import cache_dir
 from support.node import ensure_node_modules, json_lines, run_node
 from support.secure import USERS, SecuredBroker
 
@@ -60,33 +55,6 @@ AUTH_FAILED: dict[str, dict[str, Any]] = {
 # The three programs
 
 
-def _franz_security() -> Path:
-    """tests/go/security built once per version of its sources (the module of tests/go, its go.sum)."""
-    h = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "security/main.go"):
-        h.update(name.encode() + b"\0" + (GO_DIR / name).read_bytes())
-    binary = cache_dir() / f"franz-security-{h.hexdigest()[:16]}"
-    if binary.is_file():
-        return binary
-    go = shutil.which("go")
-    if go is None:
-        raise MissingDependency("`go` not found on PATH: needed for the franz-go security tests")
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    tmp = binary.with_name(f"{binary.name}.tmp-{os.getpid()}")
-    proc = subprocess.run(
-        [go, "build", "-o", str(tmp), "./security"],
-        cwd=GO_DIR,
-        env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, f"go build ./security failed in {GO_DIR}:\n{proc.stdout}{proc.stderr}"
-    os.replace(tmp, binary)
-    return binary
-
-
 def _argv_prefix(client: str) -> list[str]:
     """The command line of ``client``'s program, built or installed first (or the missing-dependency rule)."""
     try:
@@ -94,7 +62,7 @@ def _argv_prefix(client: str) -> list[str]:
             ensure_node_modules()
             return []  # run through support.node.run_node
         if client == "franz":
-            return [str(_franz_security())]
+            return [str(ensure_franz("./security"))]
     except MissingDependency as e:
         missing_dependency(str(e), "run scripts/test")
     return java_main("odradek.security.SecurityScenario")
