@@ -383,9 +383,9 @@ def open_sasl_broker(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[An
     """A broker of the param's kind with PLAINTEXT (ANONYMOUS, a super user) and SASL_PLAINTEXT (PLAIN users
     of support.secure), ACLs on, everyone allowed where no ACL is found; and its SASL address."""
     from support.kafka import KafkaBroker
-    from support.net import LOOPBACK
+    from support.net import LOOPBACK, free_ports
     from support.odradek import OdradekBroker
-    from support.secure import free_ports, plain_jaas
+    from support.secure import plain_jaas
 
     plain, sasl, controller = free_ports(3)
     settings = {

@@ -17,11 +17,11 @@ from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
 
 from support.certs import Certs
 from support.kafka import KafkaBroker
+from support.net import free_ports
 from support.secure import (
     LISTENERS,
     SecuredBroker,
     SecuredOdradek,
-    free_ports,
     kafka_settings,
     security_settings,
 )

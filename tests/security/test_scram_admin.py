@@ -30,8 +30,9 @@ from confluent_kafka.admin import (
 
 from odradek.tools.wire import Connection
 from support.kit import wait_until
+from support.net import free_ports
 from support.odradek import child_env
-from support.secure import USERS, free_ports
+from support.secure import USERS
 
 TIMEOUT_S = 30
 SHA256, SHA512 = ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512

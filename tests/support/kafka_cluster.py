@@ -64,7 +64,7 @@ from .kafka import (
     random_cluster_id,
     run_kafka_tool,
 )
-from .net import LOOPBACK, free_port, port_accepts, tail
+from .net import LOOPBACK, free_ports, port_accepts, tail
 from .process import spawn_logged
 
 __all__ = ["KafkaCluster", "ClusterNode", "pid_alive", "FAULT_INDEX_ENV"]
@@ -184,15 +184,6 @@ class ClusterNode:
     @classmethod
     def from_json(cls, d: Mapping) -> ClusterNode:
         return cls(**{**d, "dir": Path(d["dir"])})
-
-
-def _free_ports(n: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < n:
-        p = free_port()
-        if p not in ports:
-            ports.append(p)
-    return ports
 
 
 # --------------------------------------------------------------------------------------------------
@@ -406,7 +397,7 @@ class KafkaCluster:
         if not self.nodes:
             if self.state_path.exists():
                 raise RuntimeError(f"{self.work_dir} already holds a cluster: use KafkaCluster.open()")
-            ports = _free_ports(3 * self.size)
+            ports = free_ports(3 * self.size)
             self.cluster_id = random_cluster_id()
             for i in self.node_ids:
                 port, internal, controller = ports[3 * (i - 1) : 3 * i]

@@ -30,7 +30,7 @@ from typing import Any
 
 from .certs import CLIENT_PRINCIPAL, Certs, Pem
 from .kafka import KafkaBroker
-from .net import LOOPBACK, free_port
+from .net import LOOPBACK, free_ports
 from .odradek import OdradekBroker
 
 LISTENERS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -50,16 +50,6 @@ def plain_jaas(users: Mapping[str, str] = USERS) -> str:
     """The JAAS line of the PLAIN users (no username/password: inter-broker traffic is PLAINTEXT)."""
     options = " ".join(f'user_{name}="{password}"' for name, password in users.items())
     return f"{_PLAIN_MODULE} required {options};"
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports."""
-    ports: list[int] = []
-    while len(ports) < n:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def security_settings(ports: Mapping[str, int], certs: Certs) -> dict[str, str]:

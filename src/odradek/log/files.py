@@ -8,10 +8,13 @@ from pathlib import Path
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-def write_synced(path: Path, data: bytes | bytearray) -> None:
-    """Write ``path`` with exactly ``data`` (truncating it) and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC, 0o644)
+def write_synced(path: Path, data: bytes | bytearray, *, mode: int = 0o644) -> None:
+    """Write ``path`` with exactly ``data`` (truncating it) and fsync it. ``mode`` applies to an existing
+    file too (a leftover may have had other bits), so secrets can be kept owner-only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC, mode)
     try:
+        if mode != 0o644:
+            os.fchmod(fd, mode)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
@@ -29,10 +32,10 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def replace_durably(path: Path, data: bytes | bytearray, *, sync_dir: bool = True) -> None:
+def replace_durably(path: Path, data: bytes | bytearray, *, sync_dir: bool = True, mode: int = 0o644) -> None:
     """Atomically give ``path`` the content ``data``: a crash leaves the old file or the new one."""
     tmp = path.with_name(path.name + ".tmp")
-    write_synced(tmp, data)
+    write_synced(tmp, data, mode=mode)
     os.replace(tmp, path)
     if sync_dir:
         fsync_dir(path.parent)

@@ -17,7 +17,6 @@ import asyncio
 import base64
 import binascii
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..broker.state import META_DIR, DataDirError
-from ..log.files import fsync_dir
+from ..log.files import replace_durably
 from .sasl import (
     ITERATIONS_MAX,
     ITERATIONS_MIN,
@@ -284,22 +283,6 @@ def decode(data: bytes) -> Credentials:
     return out
 
 
-def write_private_durably(path: Path, data: bytes) -> None:
-    """Atomically give ``path`` the content ``data``, mode 0600: a crash leaves the old file or the new."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # a leftover temp file may have had other bits
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 class ScramStore:
     """The credentials of one data directory. ``get`` serves logins; ``describe`` and ``alter`` (sync, for
     the command line on a stopped broker) or ``alter_async`` (the broker's handler) serve the admin APIs."""
@@ -374,6 +357,6 @@ class ScramStore:
     def _write(self, credentials: Credentials) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_private_durably(self.path, encode(credentials))
+            replace_durably(self.path, encode(credentials), mode=0o600)
         except OSError as e:
             raise ScramStoreError(f"cannot write SCRAM credentials {self.path}: {e.strerror or e}") from None
