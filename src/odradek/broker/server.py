@@ -33,6 +33,7 @@ from ..security.scram_store import ScramStore
 from ..security.session import ANONYMOUS, SaslSession, SessionClosed
 from .cleaning import LogCleanerService
 from .clock import monotonic_ms, now_ms
+from .connection_io import ConnectionStream
 from .fetch_sessions import FetchSessionCache
 from .flusher import Flusher
 from .groups import GroupService
@@ -46,7 +47,6 @@ from .waiters import AppendWaiters
 
 log = logging.getLogger("odradek.broker")
 
-READ_CHUNK_BYTES = 256 * 1024
 # Responses a connection may have encoded but not yet written before its next request waits.
 UNSENT_LIMIT_BYTES = 16 * 1024 * 1024
 SHUTDOWN_GRACE_S = 10.0
@@ -171,19 +171,22 @@ class Broker:
     async def _bind(self, listener: Listener) -> None:
         context = self._tls.get(listener.name)
         serve = functools.partial(self._serve_connection, listener)
+
+        def stream() -> ConnectionStream:
+            return ConnectionStream(serve, tls=context is not None)
+
         try:
             if context is None:
-                server = await asyncio.start_server(
-                    serve, listener.host or None, listener.port, reuse_address=True, limit=READ_CHUNK_BYTES
+                server = await asyncio.get_running_loop().create_server(
+                    stream, listener.host or None, listener.port, reuse_address=True
                 )
             else:
                 server = await start_tls_server(
-                    serve,
+                    stream,
                     listener.host or None,
                     listener.port,
                     context,
                     handshake_timeout_s=self.config["ssl.handshake.timeout.ms"] / 1000,
-                    limit=READ_CHUNK_BYTES,
                 )
         except OSError as e:
             raise OSError(
@@ -204,12 +207,12 @@ class Broker:
         # Connections end by themselves: no more reading, pending responses (fsync waits, long polls
         # cut short) go out, then the socket closes. Only a connection stuck past the bound is cut.
         for conn in self._connections.values():
-            conn.reader.feed_eof()
+            conn.stream.feed_eof()
         self.waiters.wake_all()
         if self._connections:
             _, stuck = await asyncio.wait(list(self._connections), timeout=SHUTDOWN_GRACE_S)
             for task in stuck:
-                self._connections[task].writer.transport.abort()
+                self._connections[task].stream.abort()
             if stuck:
                 await asyncio.wait(stuck, timeout=1)
         await self.txns.drain()
@@ -262,35 +265,33 @@ class Broker:
 
     # --- connections ------------------------------------------------------------------------------
 
-    async def _serve_connection(
-        self, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _serve_connection(self, listener: Listener, stream: ConnectionStream) -> None:
         task = asyncio.current_task()
         assert task is not None
-        peer_info = writer.get_extra_info("peername")
+        peer_info = stream.get_extra_info("peername")
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
         client_host = _acl_host(str(peer_info[0])) if peer_info else ""
         if len(self._connections) >= self.config["max.connections"]:
             # Past max.connections a new connection is closed at once; those open are not disturbed.
             log.warning("refusing connection from %s: max.connections reached", peer)
-            writer.transport.abort()
+            stream.abort()
             return
-        sock = writer.get_extra_info("socket")
+        sock = stream.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         principal = ANONYMOUS
         if listener.tls:
-            ssl_object = writer.get_extra_info("ssl_object")
+            ssl_object = stream.get_extra_info("ssl_object")
             der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
             if der:
                 try:
                     principal = "User:" + self.principal_mapper.name(subject_dn(der))
                 except (NoMatchingRule, ValueError) as e:
                     log.warning("refusing TLS client %s: %s", peer, e)
-                    writer.transport.abort()
+                    stream.abort()
                     return
-        local = listener.advertised or writer.get_extra_info("sockname") or (self.host, self.port)
+        local = listener.advertised or stream.get_extra_info("sockname") or (self.host, self.port)
         sasl = None
         if listener.sasl:
             sasl = SaslSession(
@@ -300,7 +301,7 @@ class Broker:
                 self.config["connections.max.reauth.ms"],
                 monotonic_ms,
             )
-        conn = _Connection(self, reader, writer, local[0], local[1], peer)
+        conn = _Connection(self, stream, local[0], local[1], peer)
         conn.listener = listener.name
         conn.principal = principal
         conn.client_host = client_host
@@ -328,15 +329,13 @@ class _Connection:
     def __init__(
         self,
         broker: Broker,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: ConnectionStream,
         host: str,
         port: int,
         peer: str,
     ) -> None:
         self.broker = broker
-        self.reader = reader
-        self.writer = writer
+        self.stream = stream
         self.host = host
         self.port = port
         self.peer = peer
@@ -390,21 +389,21 @@ class _Connection:
             await asyncio.wait_for(sender, timeout=30)
         except (TimeoutError, Exception):
             sender.cancel()
-        self.writer.close()
+        self.stream.close()
         with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+            await self.stream.wait_closed()
 
     async def _receive_loop(self) -> None:
         idle_s = self.broker.config["connections.max.idle.ms"] / 1000
         while True:
             try:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK_BYTES), timeout=idle_s)
+                frames = await self.stream.next_frames(self.frames, idle_s)
             except TimeoutError:
                 log.info("closing idle connection from %s", self.peer)
                 return
-            if not data:
+            if frames is None:
                 return
-            for frame in self.frames.feed(data):
+            for frame in frames:
                 sasl = self.sasl
                 if sasl is not None and sasl.expects_raw_token:
                     await self._raw_token(sasl, frame)
@@ -527,7 +526,7 @@ class _Connection:
         while True:
             item = await self.pending.get()
             if item is _CLOSE:
-                await self.writer.drain()
+                await self.stream.drain()
                 return
             is_fetch, response = item
             if isinstance(response, asyncio.Future):
@@ -535,23 +534,53 @@ class _Connection:
                     response = await response
                 except CloseConnection as e:
                     log.warning("closing connection from %s: %s", self.peer, e)
-                    self.writer.close()
+                    self.stream.close()
                     return
                 except Exception:
                     log.exception("closing connection from %s after an internal error", self.peer)
-                    self.writer.close()
+                    self.stream.close()
                     return
             if response is not None:
-                for part in response if isinstance(response, list) else (response,):
-                    if self.writer.transport.is_closing():
+                parts = response if isinstance(response, list) else (response,)
+                if self.stream.tls and len(parts) > 1:
+                    parts = _coalesced(parts)
+                for part in parts:
+                    if self.stream.is_closing():
                         return  # the client went away (e.g. closed during a long-poll Fetch)
-                    self.writer.write(part)
+                    self.stream.write(part)
                 # Waits only while the socket's buffer is over its high-water mark (a slow reader).
-                await self.writer.drain()
+                await self.stream.drain()
                 self.unsent_bytes -= _size(response)
             if is_fetch:
                 self.unsent_fetches -= 1
             self._room.set()
+
+
+TLS_RECORD_BYTES = 16 * 1024
+
+
+def _coalesced(parts: list[bytes | memoryview] | tuple[bytes | memoryview, ...]) -> list[bytes | memoryview]:
+    """Over TLS each write becomes at least one record (and one encryption call): small parts (headers,
+    small record batches) are joined into record-sized pieces; large ones go as they are."""
+    out: list[bytes | memoryview] = []
+    pending: list[bytes | memoryview] = []
+    pending_bytes = 0
+    for part in parts:
+        size = memoryview(part).nbytes
+        if size >= TLS_RECORD_BYTES:
+            if pending:
+                out.append(b"".join(pending))
+                pending, pending_bytes = [], 0
+            out.append(part)
+            continue
+        pending.append(part)
+        pending_bytes += size
+        if pending_bytes >= TLS_RECORD_BYTES:
+            out.append(b"".join(pending))
+            pending, pending_bytes = [], 0
+    if pending:
+        out.append(b"".join(pending))
+    return out
 
 
 def _acl_host(address: str) -> str:

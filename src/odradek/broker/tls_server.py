@@ -16,10 +16,8 @@ import asyncio
 import contextlib
 import ssl
 from asyncio import sslproto
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
-
-ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class _AlertingSSLProtocol(sslproto.SSLProtocol):
@@ -35,32 +33,29 @@ class _AlertingSSLProtocol(sslproto.SSLProtocol):
 
 
 async def start_tls_server(
-    client_connected: ClientConnected,
+    app_factory: Callable[[], asyncio.BaseProtocol],
     host: str | None,
     port: int,
     context: ssl.SSLContext,
     *,
     handshake_timeout_s: float,
-    limit: int,
     reuse_address: bool = True,
 ) -> asyncio.Server:
+    """A TLS server whose connections' decrypted bytes go to ``app_factory()``'s protocol."""
     loop = asyncio.get_running_loop()
     if not type(loop).__module__.startswith("asyncio"):
-        return await asyncio.start_server(
-            client_connected,
+        return await loop.create_server(
+            app_factory,
             host,
             port,
             ssl=context,
             ssl_handshake_timeout=handshake_timeout_s,
-            limit=limit,
             reuse_address=reuse_address,
         )
 
     def factory() -> Any:
-        reader = asyncio.StreamReader(limit=limit, loop=loop)
-        app = asyncio.StreamReaderProtocol(reader, client_connected, loop=loop)
         return _AlertingSSLProtocol(
-            loop, app, context, None, server_side=True, ssl_handshake_timeout=handshake_timeout_s
+            loop, app_factory(), context, None, server_side=True, ssl_handshake_timeout=handshake_timeout_s
         )
 
     return await loop.create_server(factory, host, port, reuse_address=reuse_address)

@@ -1,0 +1,143 @@
+"""ConnectionStream without sockets: bytes written into its buffer come out as whole frames, reading pauses
+past the high-water mark and resumes once framed, a grown buffer keeps what it held, EOF ends the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import pytest
+
+from odradek.broker.connection_io import BASE_BUFFER_BYTES, ConnectionStream
+from odradek.protocol.codec import FrameReader
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.paused = False
+        self.pauses = 0
+        self.written: list[bytes] = []
+        self.closing = False
+
+    def pause_reading(self) -> None:
+        assert not self.paused
+        self.paused, self.pauses = True, self.pauses + 1
+
+    def resume_reading(self) -> None:
+        assert self.paused
+        self.paused = False
+
+    def write(self, data) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack(">i", len(payload)) + payload
+
+
+def receive(stream: ConnectionStream, data: bytes, chunk: int = 7000) -> None:
+    """What the event loop does: ask for a buffer, fill part of it, report how much."""
+    for start in range(0, len(data), chunk):
+        piece = data[start : start + chunk]
+        buf = stream.get_buffer(-1)
+        assert len(buf) >= len(piece)
+        buf[: len(piece)] = piece
+        stream.buffer_updated(len(piece))
+
+
+async def connected(high_water: int = 1 << 20) -> tuple[ConnectionStream, Transport]:
+    started = asyncio.Event()
+
+    async def on_connected(_: ConnectionStream) -> None:
+        started.set()
+
+    stream = ConnectionStream(on_connected, high_water=high_water)
+    transport = Transport()
+    stream.connection_made(transport)  # type: ignore[arg-type]
+    await started.wait()
+    return stream, transport
+
+
+def test_frames_come_out_whole_across_reads_and_buffer_growth():
+    async def main() -> None:
+        stream, _ = await connected()
+        payloads = [bytes([i]) * size for i, size in enumerate((10, 0, 300_000, 5, 70_000))]
+        data = b"".join(frame(p) for p in payloads)
+        reader = FrameReader(1 << 20)
+        receive(stream, data[:150_001])  # past the base buffer: it grows, keeping what it holds
+        got = await stream.next_frames(reader, 1)
+        receive(stream, data[150_001:])
+        got += await stream.next_frames(reader, 1)
+        assert got == payloads
+
+    asyncio.run(main())
+
+
+def test_reading_pauses_past_the_high_water_mark_and_resumes_once_framed():
+    async def main() -> None:
+        stream, transport = await connected(high_water=BASE_BUFFER_BYTES)
+        receive(stream, frame(b"x" * (3 * BASE_BUFFER_BYTES)))
+        assert transport.paused and transport.pauses == 1
+        assert await stream.next_frames(FrameReader(1 << 20), 1) == [b"x" * (3 * BASE_BUFFER_BYTES)]
+        assert not transport.paused
+
+    asyncio.run(main())
+
+
+def test_idle_times_out_and_eof_ends_after_what_is_buffered():
+    async def main() -> None:
+        stream, _ = await connected()
+        reader = FrameReader(1024)
+        with pytest.raises(TimeoutError):
+            await stream.next_frames(reader, 0.05)
+        receive(stream, frame(b"last"))
+        stream.eof_received()
+        assert await stream.next_frames(reader, 1) == [b"last"]
+        assert await stream.next_frames(reader, 1) is None
+
+    asyncio.run(main())
+
+
+def test_drain_waits_while_writing_is_paused_and_fails_once_the_connection_is_lost():
+    async def main() -> None:
+        stream, transport = await connected()
+        stream.write(b"abc")
+        assert transport.written == [b"abc"]
+        await stream.drain()  # not paused: returns at once
+        stream.pause_writing()
+        waiting = asyncio.ensure_future(stream.drain())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        stream.resume_writing()
+        await waiting
+        stream.pause_writing()
+        waiting = asyncio.ensure_future(stream.drain())
+        await asyncio.sleep(0)
+        stream.connection_lost(None)
+        with pytest.raises(ConnectionResetError):
+            await waiting
+        assert stream.is_closing()
+        assert await stream.next_frames(FrameReader(1024), 1) is None
+
+    asyncio.run(main())
+
+
+def test_tls_writes_join_small_parts_into_record_sized_pieces_and_keep_order():
+    from odradek.broker.server import TLS_RECORD_BYTES, _coalesced
+
+    small, big = b"h" * 100, memoryview(b"B" * (2 * TLS_RECORD_BYTES))
+    parts = [small, small, big, small, *[b"s" * 1000] * 40]
+    out = _coalesced(parts)
+    assert b"".join(bytes(p) for p in out) == b"".join(bytes(p) for p in parts)
+    assert out[0] == small + small and out[1] is big  # a large part is never copied
+    assert all(memoryview(p).nbytes <= 2 * TLS_RECORD_BYTES for p in out)
+    assert len(out) < len(parts) // 4
