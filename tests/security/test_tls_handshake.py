@@ -24,22 +24,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from support.certs import Certs
 from support.kafka import KafkaBroker
-from support.net import LOOPBACK, free_port
+from support.net import LOOPBACK, free_ports
 from support.odradek import OdradekBroker
 
 HANDSHAKE_TIMEOUT_MS = 500  # Odradek's ssl.handshake.timeout.ms
 KAFKA_IDLE_MS = 1000  # Kafka's connections.max.idle.ms, its bound on the same stall
 DROP_BOUND_S = 60.0  # generous: "dropped at all, not minutes later", not a timing measurement
 RECORDS = 50
-
-
-def _ports(n: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < n:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def _tls_settings(plain: int, tls: int, certs: Certs) -> dict[str, str]:
@@ -61,7 +52,7 @@ class Target:
 
 @pytest.fixture(params=["odradek", "kafka"])
 def target(request: pytest.FixtureRequest, tmp_path: Path, secure_certs: Certs) -> Iterator[Target]:
-    plain, tls, controller = _ports(3)
+    plain, tls, controller = free_ports(3)
     settings = _tls_settings(plain, tls, secure_certs)
     if request.param == "odradek":
         settings["ssl.handshake.timeout.ms"] = str(HANDSHAKE_TIMEOUT_MS)
@@ -210,3 +201,30 @@ def test_stalled_tls_handshakes_are_dropped_and_others_served(target: Target, se
         assert _produce_and_consume(target, secure_certs) == [f"v{i}".encode() for i in range(RECORDS)]
     finally:
         staller.close()
+
+
+def test_connections_in_their_handshake_count_toward_max_connections(
+    tmp_path: Path, secure_certs: Certs
+) -> None:
+    """Counted from accept, as Kafka counts them: stalled handshakes fill max.connections, a new
+    connection on any listener is refused at once, and once the stalls are dropped clients are served."""
+    plain, tls = free_ports(2)
+    settings = {
+        **_tls_settings(plain, tls, secure_certs),
+        "ssl.handshake.timeout.ms": "3000",  # the stalls outlive the check of the fourth connection
+        "max.connections": "3",
+    }
+    broker = OdradekBroker(tmp_path / "data", settings=settings).start()
+    stalled = [socket.create_connection((LOOPBACK, tls), timeout=10) for _ in range(3)]
+    try:
+        time.sleep(0.2)  # the broker has accepted them (nothing to wait on from outside)
+        extra = socket.create_connection((LOOPBACK, plain), timeout=10)
+        assert _closed_by_peer(extra, time.monotonic() + 10), "a fourth connection was let in"
+        extra.close()
+        assert all(_closed_by_peer(s, time.monotonic() + DROP_BOUND_S) for s in stalled)
+        target = Target("odradek", broker, plain, tls)
+        assert _produce_and_consume(target, secure_certs) == [f"v{i}".encode() for i in range(RECORDS)]
+    finally:
+        for s in stalled:
+            s.close()
+        broker.stop()

@@ -37,8 +37,11 @@ class ConnectionStream(asyncio.BufferedProtocol):
         *,
         tls: bool = False,
         high_water: int = HIGH_WATER_BYTES,
+        counter: Counter | None = None,
     ) -> None:
         self._on_connected = on_connected
+        # Open connections are counted here, unless a TLS layer below counts them from accept.
+        self.counter = counter
         self.tls = tls
         self._high_water = high_water
         self._buf = bytearray(BASE_BUFFER_BYTES)
@@ -56,6 +59,8 @@ class ConnectionStream(asyncio.BufferedProtocol):
     # --- protocol callbacks (asyncio calls these) ---------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.counter is not None:
+            self.counter.opened()
         self._transport = transport
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
@@ -87,6 +92,9 @@ class ConnectionStream(asyncio.BufferedProtocol):
         self._wake_writer(ConnectionResetError("connection lost") if exc is None else exc)
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
+        if self.counter is not None:
+            counter, self.counter = self.counter, None
+            counter.closed()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -155,3 +163,28 @@ class ConnectionStream(asyncio.BufferedProtocol):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)
+
+
+class Counter:
+    """Connections open on a broker's listeners, from accept to close (``max.connections``)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+    def opened(self) -> None:
+        self.open += 1
+
+    def closed(self) -> None:
+        self.open -= 1
+
+
+class RefusedConnection(asyncio.Protocol):
+    """What a listener answers a connection past ``max.connections`` with: closed at once, unread."""
+
+    def __init__(self, why: Callable[[str], None]) -> None:
+        self._why = why
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self._why(f"{peer[0]}:{peer[1]}" if peer else "?")
+        transport.abort()

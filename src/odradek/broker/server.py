@@ -33,7 +33,7 @@ from ..security.scram_store import ScramStore
 from ..security.session import ANONYMOUS, SaslSession, SessionClosed
 from .cleaning import LogCleanerService
 from .clock import monotonic_ms, now_ms
-from .connection_io import ConnectionStream
+from .connection_io import ConnectionStream, Counter, RefusedConnection
 from .fetch_sessions import FetchSessionCache
 from .flusher import Flusher
 from .groups import GroupService
@@ -108,6 +108,7 @@ class Broker:
             self._prepare(listener)
         self.bound: dict[str, tuple[str, int]] = {}  # listener name -> the address it is bound to
         self._servers: list[asyncio.Server] = []
+        self._open = Counter()  # connections accepted and not yet closed (past max.connections: refused)
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self.stopping = False
         self._background: list[asyncio.Task[None]] = []
@@ -172,13 +173,24 @@ class Broker:
         context = self._tls.get(listener.name)
         serve = functools.partial(self._serve_connection, listener)
 
+        def refuse() -> RefusedConnection | None:
+            # Counted from accept, so connections still in their TLS handshake count too, as in Kafka.
+            if self._open.open < self.config["max.connections"]:
+                return None
+            return RefusedConnection(
+                lambda peer: log.warning("refusing connection from %s: max.connections reached", peer)
+            )
+
         def stream() -> ConnectionStream:
-            return ConnectionStream(serve, tls=context is not None)
+            return ConnectionStream(serve, tls=context is not None, counter=self._open)
+
+        def plaintext() -> asyncio.BaseProtocol:
+            return refuse() or stream()
 
         try:
             if context is None:
                 server = await asyncio.get_running_loop().create_server(
-                    stream, listener.host or None, listener.port, reuse_address=True
+                    plaintext, listener.host or None, listener.port, reuse_address=True
                 )
             else:
                 server = await start_tls_server(
@@ -187,6 +199,7 @@ class Broker:
                     listener.port,
                     context,
                     handshake_timeout_s=self.config["ssl.handshake.timeout.ms"] / 1000,
+                    refuse=refuse,
                 )
         except OSError as e:
             raise OSError(
@@ -271,11 +284,6 @@ class Broker:
         peer_info = stream.get_extra_info("peername")
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
         client_host = _acl_host(str(peer_info[0])) if peer_info else ""
-        if len(self._connections) >= self.config["max.connections"]:
-            # Past max.connections a new connection is closed at once; those open are not disturbed.
-            log.warning("refusing connection from %s: max.connections reached", peer)
-            stream.abort()
-            return
         sock = stream.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):

@@ -19,8 +19,24 @@ from asyncio import sslproto
 from collections.abc import Callable
 from typing import Any
 
+from .connection_io import ConnectionStream, Counter
+
 
 class _AlertingSSLProtocol(sslproto.SSLProtocol):
+    # Counted from accept to close: the application protocol hears of neither end when a handshake fails.
+    counter: Counter | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.counter is not None:
+            self.counter.opened()
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.counter is not None:
+            counter, self.counter = self.counter, None
+            counter.closed()
+        super().connection_lost(exc)
+
     def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
         if handshake_exc is not None:
             # The transport is empty at this point (nothing was sent after the server's last flight), so
@@ -33,15 +49,17 @@ class _AlertingSSLProtocol(sslproto.SSLProtocol):
 
 
 async def start_tls_server(
-    app_factory: Callable[[], asyncio.BaseProtocol],
+    app_factory: Callable[[], ConnectionStream],
     host: str | None,
     port: int,
     context: ssl.SSLContext,
     *,
     handshake_timeout_s: float,
     reuse_address: bool = True,
+    refuse: Callable[[], asyncio.BaseProtocol | None] = lambda: None,
 ) -> asyncio.Server:
-    """A TLS server whose connections' decrypted bytes go to ``app_factory()``'s protocol."""
+    """A TLS server whose connections' decrypted bytes go to ``app_factory()``'s protocol. ``refuse()``
+    is asked first, at accept: a protocol it returns takes the connection instead (no handshake)."""
     loop = asyncio.get_running_loop()
     if not type(loop).__module__.startswith("asyncio"):
         return await loop.create_server(
@@ -54,8 +72,14 @@ async def start_tls_server(
         )
 
     def factory() -> Any:
-        return _AlertingSSLProtocol(
-            loop, app_factory(), context, None, server_side=True, ssl_handshake_timeout=handshake_timeout_s
+        refused = refuse()
+        if refused is not None:
+            return refused
+        app = app_factory()
+        protocol = _AlertingSSLProtocol(
+            loop, app, context, None, server_side=True, ssl_handshake_timeout=handshake_timeout_s
         )
+        protocol.counter, app.counter = app.counter, None  # counted from accept, handshake included
+        return protocol
 
     return await loop.create_server(factory, host, port, reuse_address=reuse_address)
