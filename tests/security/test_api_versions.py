@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
-from wire import WireClient
 
 from odradek.protocol.apis import ApiKey
+from wire import WireClient
 
 SECURITY_APIS = (
     ApiKey.SASL_HANDSHAKE,

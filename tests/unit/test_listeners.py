@@ -34,7 +34,12 @@ def test_several_listeners_with_custom_names_and_advertised_addresses():
     )
     internal, sasl_ssl, ext = parse_listeners(c)
     assert (internal.name, internal.protocol, internal.loopback) == ("INTERNAL", "PLAINTEXT", True)
-    assert (sasl_ssl.name, sasl_ssl.protocol, sasl_ssl.tls, sasl_ssl.sasl) == ("SASL_SSL", "SASL_SSL", True, True)
+    assert (sasl_ssl.name, sasl_ssl.protocol, sasl_ssl.tls, sasl_ssl.sasl) == (
+        "SASL_SSL",
+        "SASL_SSL",
+        True,
+        True,
+    )
     assert sasl_ssl.advertised == ("broker.example", 19094)
     assert not sasl_ssl.loopback
     assert (ext.host, ext.protocol, ext.tls, ext.sasl, ext.loopback) == ("", "SSL", True, False, False)
