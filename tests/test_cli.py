@@ -381,6 +381,87 @@ def test_bad_config_file_is_refused(tmp_path: Path):
 
 
 # --------------------------------------------------------------------------------------------------
+# Listeners and security settings
+
+
+def serve_listeners(data_dir: Path, listeners: str, *extra: str) -> list[str]:
+    argv = serve_argv(data_dir, "--set", f"listeners={listeners}", *extra)
+    i = argv.index("--listen")
+    del argv[i : i + 2]  # the listeners config names every address
+    return argv
+
+
+def test_several_listeners_print_one_line_each_after_the_ready_line(serve, tmp_path: Path):
+    s = serve(
+        serve_listeners(
+            tmp_path / "d",
+            "PLAINTEXT://127.0.0.1:0,INTERNAL://127.0.0.1:0",
+            "--set",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
+        )
+    )
+    first = s.ready()
+    deadline = time.monotonic() + 10
+    while len(s.lines) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    names = [line.split()[2] for line in s.lines[1:3]]
+    assert names == ["PLAINTEXT", "INTERNAL"], s.lines
+    assert s.lines[1].endswith(f"{first['host']}:{first['port']}")
+    internal = s.lines[2].rsplit(" ", 1)[1]
+    assert len(round_trip(internal, unique_topic())) == 5  # the second listener serves too
+    assert "WARNING" not in s.stderr()  # loopback PLAINTEXT: no warning
+
+
+def unique_topic() -> str:
+    return f"cli-listener-{time.monotonic_ns()}"
+
+
+def test_a_non_loopback_plaintext_listener_starts_with_one_warning(serve, tmp_path: Path):
+    s = serve(serve_listeners(tmp_path / "d", "PLAINTEXT://0.0.0.0:0"))
+    s.ready()
+    warnings = [line for line in s.stderr().splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, warnings
+    assert "PLAINTEXT on a non-loopback address" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (
+            ("--listen", "127.0.0.1:0", "--set", "listeners=PLAINTEXT://127.0.0.1:0"),
+            "either --listen or the listeners config",
+        ),
+        (("--set", "listeners=SSL://127.0.0.1:0"), "ssl.keystore.location"),
+        (
+            ("--set", "listeners=SSL://127.0.0.1:0", "--set", "ssl.keystore.location=/nonexistent.pem"),
+            "ssl.keystore.location: cannot read /nonexistent.pem",
+        ),
+        (
+            ("--set", "listeners=SASL_PLAINTEXT://127.0.0.1:0", "--set", "sasl.enabled.mechanisms=GSSAPI"),
+            "sasl.enabled.mechanisms",
+        ),
+        (
+            (
+                "--set",
+                "listeners=SASL_PLAINTEXT://127.0.0.1:0",
+                "--set",
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config=not jaas s3cret",
+            ),
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+        ),
+    ],
+)
+def test_unusable_listener_settings_are_refused_in_one_line(tmp_path: Path, extra, needle):
+    argv = serve_argv(tmp_path / "d", *extra)
+    if "--listen" not in extra:
+        i = argv.index("--listen")
+        del argv[i : i + 2]
+    code, lines = run_refused(argv, tmp_path)
+    assert_one_line_error(code, lines, needle)
+    assert "s3cret" not in lines[0]  # a bad JAAS line is named, never quoted
+
+
+# --------------------------------------------------------------------------------------------------
 # Entry points
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import sys
 
 import pytest
 from cryptography import x509
@@ -66,3 +67,12 @@ def test_no_matching_rule_refuses_the_client():
 def test_bad_rules_are_a_config_error(rules):
     with pytest.raises(ConfigError, match="ssl.principal.mapping.rules"):
         PrincipalMapper(rules)
+
+
+def test_client_certificates_without_the_cryptography_package_are_refused_at_start(monkeypatch):
+    from odradek.security.principal import require_cryptography
+
+    require_cryptography()  # installed with the test extras: no error
+    monkeypatch.setitem(sys.modules, "cryptography", None)  # as if `pip install odradek` alone
+    with pytest.raises(ConfigError, match=r"pip install 'odradek\[security\]'"):
+        require_cryptography()

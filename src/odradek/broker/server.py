@@ -27,7 +27,7 @@ from ..protocol import codec
 from ..protocol.apis import SUPPORTED, ApiKey, is_supported
 from ..security import tls
 from ..security.acls import Authorizer
-from ..security.principal import NoMatchingRule, PrincipalMapper, subject_dn
+from ..security.principal import NoMatchingRule, PrincipalMapper, require_cryptography, subject_dn
 from ..security.sasl import MECHANISMS, AuthenticationFailed, plain_users_from_jaas
 from ..security.scram_store import ScramStore
 from ..security.session import ANONYMOUS, SaslSession, SessionClosed
@@ -121,6 +121,8 @@ class Broker:
             # As in Kafka (KIP-684), ssl.client.auth applies to SSL listeners; SASL_SSL clients are
             # authenticated by SASL, so their listener asks for no certificate.
             client_auth = self.config["ssl.client.auth"] if listener.protocol == "SSL" else "none"
+            if client_auth != "none":
+                require_cryptography()
             self._tls[listener.name] = tls.server_context(self.config, client_auth)
         if listener.sasl:
             key = f"listener.name.{listener.name.lower()}.plain.sasl.jaas.config"

@@ -93,6 +93,17 @@ class PrincipalMapper:
         raise NoMatchingRule(f"no rule of ssl.principal.mapping.rules applies to {dn!r}")
 
 
+def require_cryptography() -> None:
+    """ConfigError (one line, at start) when client certificates are asked for without the package that
+    reads them."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "ssl.client.auth needs the cryptography package: pip install 'odradek[security]'"
+        ) from None
+
+
 def subject_dn(der: bytes) -> str:
     """The subject of a DER certificate in RFC 2253 order, as Kafka's principal builder reads it."""
     try:
