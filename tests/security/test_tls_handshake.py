@@ -207,7 +207,9 @@ def test_connections_in_their_handshake_count_toward_max_connections(
     tmp_path: Path, secure_certs: Certs
 ) -> None:
     """Counted from accept, as Kafka counts them: stalled handshakes fill max.connections, a new
-    connection on any listener is refused at once, and once the stalls are dropped clients are served."""
+    connection on any listener is refused at once, and once the stalls are dropped clients are served.
+    Odradek only: past max.connections Kafka stops accepting (the connection waits in the listen backlog)
+    where Odradek closes it, a difference docs/compatibility.md records."""
     plain, tls = free_ports(2)
     settings = {
         **_tls_settings(plain, tls, secure_certs),

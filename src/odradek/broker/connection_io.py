@@ -15,10 +15,13 @@ Flow control both ways: reading pauses while more than ``high_water`` bytes wait
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocol.codec import FrameReader
+
+log = logging.getLogger("odradek.broker")
 
 BASE_BUFFER_BYTES = 64 * 1024  # what a connection holds when idle
 MIN_FREE_BYTES = 16 * 1024  # one TLS record at least: a smaller free tail grows the buffer
@@ -181,10 +184,9 @@ class Counter:
 class RefusedConnection(asyncio.Protocol):
     """What a listener answers a connection past ``max.connections`` with: closed at once, unread."""
 
-    def __init__(self, why: Callable[[str], None]) -> None:
-        self._why = why
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
-        self._why(f"{peer[0]}:{peer[1]}" if peer else "?")
+        log.warning(
+            "refusing connection from %s: max.connections reached", f"{peer[0]}:{peer[1]}" if peer else "?"
+        )
         transport.abort()

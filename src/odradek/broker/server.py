@@ -179,9 +179,7 @@ class Broker:
             # Counted from accept, so connections still in their TLS handshake count too, as in Kafka.
             if self._open.open < self.config["max.connections"]:
                 return None
-            return RefusedConnection(
-                lambda peer: log.warning("refusing connection from %s: max.connections reached", peer)
-            )
+            return RefusedConnection()
 
         def stream() -> ConnectionStream:
             return ConnectionStream(serve, tls=context is not None, counter=self._open)
@@ -437,7 +435,7 @@ class _Connection:
         try:
             answer, _ = sasl.authenticate(token)
         except AuthenticationFailed as e:
-            log.info("authentication failed for %s: %s", self.peer, getattr(e, "reason", e))
+            log.info("authentication failed for %s: %s", self.peer, e.reason)
             self.close_after_response(self.broker.config["connection.failed.authentication.delay.ms"])
             return
         if sasl.authenticated:

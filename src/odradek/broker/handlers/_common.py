@@ -1,4 +1,6 @@
-"""Pieces every handler uses: Kafka error codes, partition lookup and the authorization filter."""
+"""Pieces every handler uses: Kafka error codes, partition lookup and the authorization filter.
+
+The SASL codes live with the SASL session (security/session.py), which answers with them."""
 
 from __future__ import annotations
 
@@ -24,8 +26,6 @@ TOPIC_AUTHORIZATION_FAILED = 29
 GROUP_AUTHORIZATION_FAILED = 30
 CLUSTER_AUTHORIZATION_FAILED = 31
 INVALID_TIMESTAMP = 32
-UNSUPPORTED_SASL_MECHANISM = 33
-ILLEGAL_SASL_STATE = 34
 UNSUPPORTED_VERSION = 35
 INVALID_PARTITIONS = 37
 INVALID_REQUEST = 42
@@ -33,7 +33,6 @@ UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 SECURITY_DISABLED = 54
 OPERATION_NOT_ATTEMPTED = 55
-SASL_AUTHENTICATION_FAILED = 58
 INVALID_RECORD = 87
 UNKNOWN_TOPIC_ID = 100
 

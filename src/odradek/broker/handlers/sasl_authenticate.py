@@ -30,7 +30,7 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
         answer, lifetime_ms = session.authenticate(request.auth_bytes)
     except AuthenticationFailed as e:
         # The reason (an unknown user, a wrong proof) is for the log; the client gets Kafka's message.
-        log.info("authentication failed for %s on %s: %s", ctx.peer, ctx.listener, getattr(e, "reason", e))
+        log.info("authentication failed for %s on %s: %s", ctx.peer, ctx.listener, e.reason)
         conn.close_after_response(ctx.broker.config["connection.failed.authentication.delay.ms"])
         return {"error_code": SASL_AUTHENTICATION_FAILED, "error_message": str(e), "auth_bytes": b""}
     if session.authenticated:
