@@ -1,8 +1,10 @@
 """Throughput over TLS beside Apache Kafka over TLS: ``python -m bench.tls [--quick]``.
 
-Each broker (those of ``python -m bench``, bench/brokers.py) runs alone in turn, in a fresh directory,
-with two listeners: PLAINTEXT and SSL (``ssl.client.auth=none``, a PEM keystore made by
-tests/support/certs.py: EC P-256 server key, a test CA the clients trust). The like-for-like pair is
+The brokers (those of ``python -m bench``, bench/brokers.py) run at once, each in a fresh directory, and
+are measured one at a time, the rounds alternating between them (so a shared host that speeds up or
+slows down during the run weighs on both alike; the broker not being measured sits idle). Each has two
+listeners: PLAINTEXT and SSL (``ssl.client.auth=none``, a PEM keystore made by tests/support/certs.py: EC
+P-256 server key, a test CA the clients trust). The like-for-like pair is
 ``odradek`` against ``kafka-flush`` (Kafka fsyncing every appended batch, as Odradek does for acks=all);
 ``kafka`` (defaults) may be added with ``--only``. Every workload runs over both listeners of the same
 broker, alternating, so the plaintext figures of the same run are there for reference:
@@ -237,46 +239,57 @@ class Runner:
         self.certs = certs
         self.ca_file = str(certs.ca_file)
 
-    def run(self) -> dict:
+    def start(self) -> None:
+        """Start the broker, note its TLS session and make the topics and data its rows need."""
         from bench.brokers import SPECS
         from bench.workloads import QUICK, Context
 
         spec = SPECS[self.name]
-        work = Path(tempfile.mkdtemp(prefix=f"odradek-bench-tls-{self.name}-", dir=self.args.work_dir))
-        print(f"== {spec.label}", flush=True)
-        broker, ssl_port = start_broker(self.name, work, self.certs)
-        self.bootstrap = {"PLAINTEXT": broker.bootstrap, "SSL": f"127.0.0.1:{ssl_port}"}
-        ctx = Context(broker, QUICK, self.log_dir)
+        self.runs: dict[str, list[dict]] = {}
+        self.work = Path(tempfile.mkdtemp(prefix=f"odradek-bench-tls-{self.name}-", dir=self.args.work_dir))
+        self.out: dict = {"label": spec.label, "durability": spec.durability, "settings": spec.settings}
+        self.broker, ssl_port = start_broker(self.name, self.work, self.certs)
+        self.bootstrap = {"PLAINTEXT": self.broker.bootstrap, "SSL": f"127.0.0.1:{ssl_port}"}
+        self.ctx = Context(self.broker, QUICK, self.log_dir)
+        self.out["tls"] = tls_session(ssl_port, self.ca_file)
+        print(
+            f"== {spec.label}: SSL listener {self.out['tls']['version']} {self.out['tls']['cipher']}",
+            flush=True,
+        )
+        if "consume" in self.args.workloads:
+            self.ctx.ensure_data(self.args.consume_messages)
+        for name, _, _ in PRODUCE_ROWS:
+            self.ctx.create_topic(f"bench-tls-{name}", 1)
+
+    def round(self, round_: int) -> None:
+        """Every row once, over both listeners, alternating which goes first from round to round."""
+        order = PROTOCOLS if round_ % 2 == 0 else PROTOCOLS[::-1]
+        for client in self.args.clients:
+            for workload in self.args.workloads:
+                for protocol in order:
+                    key = f"{client}/{workload}/{protocol}"
+                    r = self._one(self.ctx, client, workload, protocol, round_)
+                    self.runs.setdefault(key, []).append(r)
+                    print(f"   round {round_ + 1} {self.name:<12} {key:<44} {_line(r)}", flush=True)
+
+    def result(self) -> dict:
+        return self.out | {"rows": {key: _median(rs) for key, rs in self.runs.items()}}
+
+    def stop(self) -> None:
+        from bench.brokers import SPECS
+
+        if not hasattr(self, "broker"):
+            return
+        self.ctx.close()
+        code = self.broker.stop()
+        if code not in (0, 143, None) and SPECS[self.name].kind == "odradek":
+            print(f"   {self.name} exited with {code}", flush=True)
         try:
-            out: dict = {"label": spec.label, "durability": spec.durability, "settings": spec.settings}
-            out["tls"] = tls_session(ssl_port, self.ca_file)
-            print(f"   SSL listener: {out['tls']['version']} {out['tls']['cipher']}", flush=True)
-            ctx.ensure_data(self.args.consume_messages)
-            for name, _, _ in PRODUCE_ROWS:
-                ctx.create_topic(f"bench-tls-{name}", 1)
-            runs: dict[str, list[dict]] = {}
-            for round_ in range(self.args.rounds):
-                order = PROTOCOLS if round_ % 2 == 0 else PROTOCOLS[::-1]
-                for client in self.args.clients:
-                    for workload in WORKLOADS:
-                        for protocol in order:
-                            key = f"{client}/{workload}/{protocol}"
-                            r = self._one(ctx, client, workload, protocol, round_)
-                            runs.setdefault(key, []).append(r)
-                            print(f"   round {round_ + 1} {key:<44} {_line(r)}", flush=True)
-            out["rows"] = {key: _median(rs) for key, rs in runs.items()}
-            return out
-        finally:
-            ctx.close()
-            code = broker.stop()
-            if code not in (0, 143, None) and spec.kind == "odradek":
-                print(f"   {self.name} exited with {code}", flush=True)
-            try:
-                shutil.copy(broker.log_path, self.log_dir / f"{self.name}.broker.log")
-            except OSError:
-                pass
-            if not self.args.keep:
-                shutil.rmtree(work, ignore_errors=True)
+            shutil.copy(self.broker.log_path, self.log_dir / f"{self.name}.broker.log")
+        except OSError:
+            pass
+        if not self.args.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
 
     def _one(self, ctx, client: str, workload: str, protocol: str, round_: int) -> dict:
         from bench.brokers import cpu_seconds
@@ -456,7 +469,7 @@ def render(report: dict) -> str:
     head += [f"odradek/{n}" for n in other]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     for client in report["params"]["clients"]:
-        for workload in WORKLOADS:
+        for workload in report["params"].get("workloads", WORKLOADS):
             for protocol in PROTOCOLS:
                 key = f"{client}/{workload}/{protocol}"
                 cells = [LABELS[workload], client, protocol]
@@ -475,7 +488,7 @@ def render(report: dict) -> str:
     lines += ["", "TLS cost (SSL MB/s / PLAINTEXT MB/s, same broker, same run):", ""]
     lines += ["| workload | client | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
     for client in report["params"]["clients"]:
-        for workload in WORKLOADS:
+        for workload in report["params"].get("workloads", WORKLOADS):
             cells = [LABELS[workload], client]
             for n in names:
                 cells.append(
@@ -525,6 +538,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--consume-mb", type=int, default=256, help="MiB of 1 KiB records to consume (default 256)"
     )
+    p.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help=f"rows to run, from {', '.join(WORKLOADS)}"
+    )
     p.add_argument("--rounds", type=int, default=3, help="rounds of every row; medians reported")
     p.add_argument("--quick", action="store_true", help="one round, 2 s per produce row, 32 MiB consumed")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
@@ -541,6 +557,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.consume_messages = args.consume_mb * 1024 * 1024 // KIB
     args.brokers = [b.strip() for b in args.only.split(",") if b.strip()]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     return args
 
 
@@ -548,11 +565,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.client:
         return client_main(json.loads(args.client))
-    unknown = [b for b in args.brokers if b not in BROKERS] + [c for c in args.clients if c not in CLIENTS]
-    if unknown:
+    unknown = (
+        [b for b in args.brokers if b not in BROKERS]
+        + [c for c in args.clients if c not in CLIENTS]
+        + [w for w in args.workloads if w not in WORKLOADS]
+    )
+    if unknown or not args.workloads:
         print(
-            f"choose brokers from {', '.join(BROKERS)} and clients from "
-            f"{', '.join(CLIENTS)}; got {', '.join(unknown) or args.only}",
+            f"choose brokers from {', '.join(BROKERS)}, clients from {', '.join(CLIENTS)} and "
+            f"workloads from {', '.join(WORKLOADS)}; got {', '.join(unknown) or args.workloads}",
             file=sys.stderr,
         )
         return 2
@@ -571,16 +592,32 @@ def main(argv: list[str] | None = None) -> int:
             "consume_messages": args.consume_messages,
             "value_bytes": KIB,
             "clients": args.clients,
+            "workloads": args.workloads,
             "ssl": "ssl.client.auth=none, PEM keystore, EC P-256 server key",
         },
         "host": {"python": platform.python_version(), "machine": platform.machine(), "kafka": KAFKA_VERSION},
         "brokers": {},
     }
-    for name in args.brokers:
-        try:
-            report["brokers"][name] = Runner(name, args, log_dir, certs).run()
-        except Exception as e:  # one broker failing does not lose the other's figures
-            report["brokers"][name] = {"error": f"{type(e).__name__}: {e}"}
+    # All brokers run at once (the one not measured sits idle) and the rounds alternate between them, so
+    # a change in the host's speed during the run (common on a shared machine) falls on both alike.
+    runners: list[Runner] = []
+    try:
+        for name in args.brokers:
+            runner = Runner(name, args, log_dir, certs)
+            try:
+                runner.start()
+                runners.append(runner)
+            except Exception as e:  # one broker failing does not lose the other's figures
+                runner.stop()
+                report["brokers"][name] = {"error": f"{type(e).__name__}: {e}"}
+        for round_ in range(args.rounds):
+            for runner in runners if round_ % 2 == 0 else runners[::-1]:
+                runner.round(round_)
+        for runner in runners:
+            report["brokers"][runner.name] = runner.result()
+    finally:
+        for runner in runners:
+            runner.stop()
     report["table"] = render(report)
     out = args.results_dir / f"{stamp}-tls.json"
     out.write_text(json.dumps(report, indent=2))

@@ -55,3 +55,24 @@ def test_bench_tls_quick_runs_every_row(kafka_jars: Path, tmp_path: Path) -> Non
     assert "like-for-like" in table.lower()
     assert "odradek/kafka-flush" in table
     assert table.count("| SSL |") == len(WORKLOADS)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--workloads", "produce_1k_acks5"], ["--workloads", ","], ["--only", "odradek,redpanda"]],
+)
+def test_bench_tls_refuses_unknown_names_in_one_line(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with repo_on_path():
+        from bench.tls import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "workloads from produce_1k_acks_all" in err
+
+
+def test_bench_tls_runs_only_the_workloads_asked_for() -> None:
+    with repo_on_path():
+        from bench.tls import WORKLOADS, parse_args
+
+    assert parse_args([]).workloads == list(WORKLOADS)
+    assert parse_args(["--workloads", "consume, produce_1k_acks1"]).workloads == ["consume", "produce_1k_acks1"]
