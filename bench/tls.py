@@ -262,13 +262,19 @@ class Runner:
             self.ctx.create_topic(f"bench-tls-{name}", 1)
 
     def round(self, round_: int) -> None:
-        """Every row once, over both listeners, alternating which goes first from round to round."""
+        """Every row once, over both listeners, alternating which goes first from round to round. Round
+        -1 is the warm-up: every row for ``--warmup-seconds``, not recorded (a JVM's first minute is
+        slower than its steady state, and the rows should compare steady states)."""
+        warmup = round_ < 0
         order = PROTOCOLS if round_ % 2 == 0 else PROTOCOLS[::-1]
         for client in self.args.clients:
             for workload in self.args.workloads:
                 for protocol in order:
                     key = f"{client}/{workload}/{protocol}"
                     r = self._one(self.ctx, client, workload, protocol, round_)
+                    if warmup:
+                        print(f"   warm-up {self.name:<12} {key:<44} {_line(r)}", flush=True)
+                        continue
                     self.runs.setdefault(key, []).append(r)
                     print(f"   round {round_ + 1} {self.name:<12} {key:<44} {_line(r)}", flush=True)
 
@@ -336,7 +342,7 @@ class Runner:
                 "topic": f"bench-tls-{workload}",
                 "partitions": 1,
                 "value_bytes": KIB,
-                "seconds": self.args.seconds,
+                "seconds": self.args.warmup_seconds if round_ < 0 else self.args.seconds,
             }
         if client == "confluent":
             conf = confluent_conf(protocol, self.ca_file)
@@ -536,6 +542,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", default="confluent", help=f"clients, from {', '.join(CLIENTS)}")
     p.add_argument("--seconds", type=float, default=10.0, help="produce time per row (default 10)")
     p.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=5.0,
+        help="an unrecorded round first, each produce row this long (default 5; 0: none)",
+    )
+    p.add_argument(
         "--consume-mb", type=int, default=256, help="MiB of 1 KiB records to consume (default 256)"
     )
     p.add_argument(
@@ -553,7 +565,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     if args.quick:
-        args.seconds, args.rounds, args.consume_mb = 2.0, 1, 32
+        args.seconds, args.rounds, args.consume_mb, args.warmup_seconds = 2.0, 1, 32, 0.0
     args.consume_messages = args.consume_mb * 1024 * 1024 // KIB
     args.brokers = [b.strip() for b in args.only.split(",") if b.strip()]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
@@ -588,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": stamp,
         "params": {
             "seconds": args.seconds,
+            "warmup_seconds": args.warmup_seconds,
             "rounds": args.rounds,
             "consume_messages": args.consume_messages,
             "value_bytes": KIB,
@@ -610,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as e:  # one broker failing does not lose the other's figures
                 runner.stop()
                 report["brokers"][name] = {"error": f"{type(e).__name__}: {e}"}
-        for round_ in range(args.rounds):
+        for round_ in range(-1 if args.warmup_seconds > 0 else 0, args.rounds):
             for runner in runners if round_ % 2 == 0 else runners[::-1]:
                 runner.round(round_)
         for runner in runners:
