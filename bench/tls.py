@@ -238,6 +238,11 @@ class Runner:
         self.log_dir = log_dir
         self.certs = certs
         self.ca_file = str(certs.ca_file)
+        self.runs: dict[str, list[dict]] = {}  # row key -> one result per recorded round
+        self.out: dict = {}
+        self.work: Path | None = None
+        self.broker = None
+        self.ctx = None
 
     def start(self) -> None:
         """Start the broker, note its TLS session and make the topics and data its rows need."""
@@ -245,9 +250,8 @@ class Runner:
         from bench.workloads import QUICK, Context
 
         spec = SPECS[self.name]
-        self.runs: dict[str, list[dict]] = {}
         self.work = Path(tempfile.mkdtemp(prefix=f"odradek-bench-tls-{self.name}-", dir=self.args.work_dir))
-        self.out: dict = {"label": spec.label, "durability": spec.durability, "settings": spec.settings}
+        self.out = {"label": spec.label, "durability": spec.durability, "settings": spec.settings}
         self.broker, ssl_port = start_broker(self.name, self.work, self.certs)
         self.bootstrap = {"PLAINTEXT": self.broker.bootstrap, "SSL": f"127.0.0.1:{ssl_port}"}
         self.ctx = Context(self.broker, QUICK, self.log_dir)
@@ -271,42 +275,40 @@ class Runner:
             for workload in self.args.workloads:
                 for protocol in order:
                     key = f"{client}/{workload}/{protocol}"
-                    r = self._one(self.ctx, client, workload, protocol, round_)
-                    if warmup:
-                        print(f"   warm-up {self.name:<12} {key:<44} {_line(r)}", flush=True)
-                        continue
-                    self.runs.setdefault(key, []).append(r)
-                    print(f"   round {round_ + 1} {self.name:<12} {key:<44} {_line(r)}", flush=True)
+                    r = self._one(client, workload, protocol, round_)
+                    if not warmup:
+                        self.runs.setdefault(key, []).append(r)
+                    label = "warm-up" if warmup else f"round {round_ + 1}"
+                    print(f"   {label} {self.name:<12} {key:<44} {_line(r)}", flush=True)
 
     def result(self) -> dict:
         return self.out | {"rows": {key: _median(rs) for key, rs in self.runs.items()}}
 
     def stop(self) -> None:
-        from bench.brokers import SPECS
-
-        if not hasattr(self, "broker"):
-            return
-        self.ctx.close()
-        code = self.broker.stop()
-        if code not in (0, 143, None) and SPECS[self.name].kind == "odradek":
-            print(f"   {self.name} exited with {code}", flush=True)
-        try:
-            shutil.copy(self.broker.log_path, self.log_dir / f"{self.name}.broker.log")
-        except OSError:
-            pass
-        if not self.args.keep:
+        """Stop what :meth:`start` got to start (it may have failed part way) and keep the broker's log."""
+        if self.ctx is not None:
+            self.ctx.close()
+        if self.broker is not None:
+            code = self.broker.stop()
+            if code not in (0, 143, None) and self.broker.spec.kind == "odradek":
+                print(f"   {self.name} exited with {code}", flush=True)
+            try:
+                shutil.copy(self.broker.log_path, self.log_dir / f"{self.name}.broker.log")
+            except OSError:
+                pass
+        if self.work is not None and not self.args.keep:
             shutil.rmtree(self.work, ignore_errors=True)
 
-    def _one(self, ctx, client: str, workload: str, protocol: str, round_: int) -> dict:
+    def _one(self, client: str, workload: str, protocol: str, round_: int) -> dict:
         from bench.brokers import cpu_seconds
 
-        pid = ctx.broker.pid
+        pid = self.broker.pid
         spy = None
-        if self.args.py_spy and ctx.broker.spec.kind == "odradek" and round_ == 0:
+        if self.args.py_spy and self.broker.spec.kind == "odradek" and round_ == 0:
             spy = PySpy(pid, self.log_dir / f"{self.name}.{client}.{workload}.{protocol}.pyspy.txt")
         cpu0 = cpu_seconds(pid)
         try:
-            r = self._client(ctx, client, workload, protocol, round_)
+            r = self._client(client, workload, protocol, round_)
         except Exception as e:  # one failed row does not lose the others
             return {"error": f"{type(e).__name__}: {e}"}
         finally:
@@ -326,7 +328,8 @@ class Runner:
             out["profile"] = spy.summary()
         return out
 
-    def _client(self, ctx, client: str, workload: str, protocol: str, round_: int) -> dict:
+    def _client(self, client: str, workload: str, protocol: str, round_: int) -> dict:
+        ctx = self.ctx
         bootstrap = self.bootstrap[protocol]
         if workload == "consume":
             params = {
@@ -475,7 +478,7 @@ def render(report: dict) -> str:
     head += [f"odradek/{n}" for n in other]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     for client in report["params"]["clients"]:
-        for workload in report["params"].get("workloads", WORKLOADS):
+        for workload in report["params"]["workloads"]:
             for protocol in PROTOCOLS:
                 key = f"{client}/{workload}/{protocol}"
                 cells = [LABELS[workload], client, protocol]
@@ -494,7 +497,7 @@ def render(report: dict) -> str:
     lines += ["", "TLS cost (SSL MB/s / PLAINTEXT MB/s, same broker, same run):", ""]
     lines += ["| workload | client | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
     for client in report["params"]["clients"]:
-        for workload in report["params"].get("workloads", WORKLOADS):
+        for workload in report["params"]["workloads"]:
             cells = [LABELS[workload], client]
             for n in names:
                 cells.append(
