@@ -230,6 +230,7 @@ class Broker:
                 await asyncio.wait(stuck, timeout=1)
         await self.txns.drain()
         await self.flusher.drain()
+        self.flusher.close()
         self.txns.close()
         self.groups.close()
         self.scram.close()
