@@ -91,7 +91,14 @@ def open_log(path: Path, config: LogConfig = SMALL, now_ms: int = 0) -> Partitio
 
 
 def append_n(
-    log: PartitionLog, count: int, *, records: int = 2, size: int = 20, start_ts: int = 1_000, now_ms: int = 0
+    log: PartitionLog,
+    count: int,
+    *,
+    records: int = 2,
+    size: int = 20,
+    start_ts: int = 1_000,
+    now_ms: int = 0,
+    defer: bool = False,
 ) -> list[bytes]:
     """Append ``count`` batches; returns each as it should be stored: the batch as given, with the base
     offset and leader epoch set (append leaves the caller's buffer alone)."""
@@ -99,7 +106,7 @@ def append_n(
     for i in range(count):
         n = log.log_end_offset
         batch = make_batch([value_of(n + r, size) for r in range(records)], base_timestamp=start_ts + 10 * i)
-        log.append(batch, leader_epoch=3, now_ms=now_ms)
+        log.append(batch, leader_epoch=3, now_ms=now_ms, defer=defer)
         stored.append(as_stored(batch, n, 3))
     return stored
 

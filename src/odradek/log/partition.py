@@ -1,13 +1,24 @@
 """The log of one partition: a list of segments, appends, reads, group-commit flush, retention, recovery.
 
 Threading: the event-loop thread calls everything; only ``flush()`` may run concurrently in a worker
-thread. ``_lock`` guards the few fields both touch (segment list, pending index bytes, offsets) and is held
-only for in-memory work, never across an fsync. ``_flush_lock`` serialises flushes and is also taken by
-the rare operations that rewrite files flush could be writing (truncate_to, close, delete).
+thread. ``_lock`` guards the few fields both touch (segment list, pending index bytes, offsets, the write
+queue) and is held only for in-memory work, never across a write or an fsync. ``_flush_lock`` serialises
+flushes and is also taken by the rare operations that rewrite files flush could be writing (truncate_to,
+close, delete). ``_write_lock`` serialises writes of queued batches. Locks are taken in that order.
+
+Write-behind: an append that will be waited for with an fsync anyway (``defer=True``, acks=all) is only
+queued; ``flush()``, in the flusher's thread, writes the queue and then fsyncs, so the page-cache copy
+(slow on this project's machines while an fsync of the same file runs) leaves the event loop, and a
+write never contends with an fsync of its own file. Until then reads see what is written: a read at or
+past the first queued batch writes the queue out first, on the caller's thread; any other append
+(acks=0 and 1, markers) writes the queue before it returns, so what those acknowledge is in the page
+cache, as before. A failed write leaves the log failed: every later append, write or flush raises it,
+and nothing after the failed batch is written (the restart's recovery sees the log as it was written).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -69,6 +80,24 @@ _I64 = struct.Struct(">q")
 _U32 = struct.Struct(">I")
 
 
+class _Queued(NamedTuple):
+    """An appended batch not yet written (write-behind)."""
+
+    seg: Segment
+    parts: tuple[bytearray, memoryview]
+    size: int
+    position: int
+    base_offset: int
+
+
+# At most this many buffers per writev of queued batches (Linux's IOV_MAX is 1024; two per batch).
+_WRITEV_PARTS_MAX = 512
+
+
+class LogWriteFailed(OSError):
+    """A queued write of this log failed earlier: the log takes no more writes until it is reopened."""
+
+
 class OffsetOutOfRange(Exception):
     """The requested offset is below the log start or beyond the log end (Kafka error 1)."""
 
@@ -128,6 +157,9 @@ class PartitionLog:
         self._segments: list[Segment] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._queued: collections.deque[_Queued] = collections.deque()  # under _lock; oldest first
+        self._write_error: OSError | None = None
         self._dir_dirty = False
         self._checkpoint_offset = -1
         self._closed = False  # no more appends
@@ -336,12 +368,20 @@ class PartitionLog:
     # -- appending ---------------------------------------------------------------------------------
 
     def append(
-        self, batch: bytearray | memoryview, *, leader_epoch: int, now_ms: int, log_append_time: bool = False
+        self,
+        batch: bytearray | memoryview,
+        *,
+        leader_epoch: int,
+        now_ms: int,
+        log_append_time: bool = False,
+        defer: bool = False,
     ) -> AppendResult:
-        """Assign offsets and write one validated batch to the OS (no fsync; see flush()).
+        """Assign offsets and write one validated batch to the OS (no fsync; see flush()). With ``defer``
+        the write is left to the next flush() (write-behind: the caller is about to wait for one).
 
-        The caller's buffer is not modified: the base offset and leader epoch (outside the CRC) go into a
-        copy of the first bytes, written together with the rest of the batch as it came."""
+        The caller's buffer is not modified (and, when deferred, must not change until flushed): the
+        base offset and leader epoch (outside the CRC) go into a copy of the first bytes, written
+        together with the rest of the batch as it came."""
         view = memoryview(batch)
         size = view.nbytes
         if size < HEADER_SIZE or _LENGTH.unpack_from(view, 8)[0] + LOG_OVERHEAD != size:
@@ -358,6 +398,8 @@ class PartitionLog:
         with self._lock:
             if self._closed:
                 raise ValueError(f"partition log {self.directory} is closed")
+            if self._write_error is not None:
+                raise self._failed()
             seg = self._segments[-1]
             if self._should_roll(seg, size, delta, now_ms):
                 seg = self._roll()
@@ -369,12 +411,72 @@ class PartitionLog:
             set_base_offset(head, base)
             set_leader_epoch(head, leader_epoch)
             parts = (head, view[_PATCHED_HEAD:])
-            seg.append(parts, base, base + delta, max_ts, self.config.index_interval_bytes)
+            interval = self.config.index_interval_bytes
+            queue = defer or bool(self._queued)
+            if queue:  # behind queued batches, a write must wait its turn
+                position = seg.queue(size, base, base + delta, max_ts, interval)
+                self._queued.append(_Queued(seg, parts, size, position, base))
+            else:
+                seg.append(parts, base, base + delta, max_ts, interval)
             if seg.roll_base_ms is None:
                 seg.roll_base_ms = now_ms
             self.size_bytes += size
             self.log_end_offset = base + delta + 1
+        if queue and not defer:
+            self._write_out()
         return AppendResult(base, base + delta, now_ms if log_append_time else -1)
+
+    # -- write-behind ------------------------------------------------------------------------------
+
+    @property
+    def written_offset(self) -> int:
+        """Every batch below this offset is written to its file (the rest is queued)."""
+        queued = self._queued
+        return queued[0].base_offset if queued else self.log_end_offset
+
+    def _failed(self) -> LogWriteFailed:
+        return LogWriteFailed(
+            f"partition {self.directory.name} takes no writes after a failed write ({self._write_error}); "
+            "free space or fix the disk, then restart the broker"
+        )
+
+    def _write_out(self) -> None:
+        """Write every queued batch, oldest first, a writev per run of one segment's batches."""
+        with self._write_lock:
+            with self._lock:
+                if self._write_error is not None:
+                    raise self._failed()
+                entries = list(self._queued)
+            done = 0
+            try:
+                while done < len(entries):
+                    first = entries[done]
+                    run = [first]
+                    parts_n = len(first.parts)
+                    for e in entries[done + 1 :]:
+                        if e.seg is not first.seg or parts_n + len(e.parts) > _WRITEV_PARTS_MAX:
+                            break
+                        run.append(e)
+                        parts_n += len(e.parts)
+                    first.seg.write_queued(
+                        [p for e in run for p in e.parts], sum(e.size for e in run), first.position
+                    )
+                    done += len(run)
+            except OSError as e:
+                with self._lock:
+                    self._write_error = e
+                logger.error(
+                    "partition %s: writing %d queued batches failed, the log takes no more writes: %s",
+                    self.directory.name,
+                    len(entries) - done,
+                    e,
+                )
+                raise
+            finally:
+                with self._lock:
+                    for _ in range(done):
+                        e = self._queued.popleft()
+                        e.seg.unwritten -= e.size
 
     # -- idempotent and transactional appends ------------------------------------------------------
 
@@ -386,13 +488,16 @@ class PartitionLog:
         leader_epoch: int,
         now_ms: int,
         log_append_time: bool = False,
+        defer: bool = False,
     ) -> AppendResult | Duplicate:
         """Append a producer's batch after the idempotence checks (ProducerStateError if refused).
         A retry of a batch already in the log is not written again: its original place is returned."""
         duplicate = self.producers.check(header)
         if duplicate is not None:
             return duplicate
-        result = self.append(batch, leader_epoch=leader_epoch, now_ms=now_ms, log_append_time=log_append_time)
+        result = self.append(
+            batch, leader_epoch=leader_epoch, now_ms=now_ms, log_append_time=log_append_time, defer=defer
+        )
         if header.producer_id >= 0:  # plain producers have no state to keep
             self.producers.update(replace(header, base_offset=result.base_offset), now_ms)
         return result
@@ -471,12 +576,15 @@ class PartitionLog:
     # -- durability --------------------------------------------------------------------------------
 
     def flush(self) -> int:
-        """fsync everything up to the LEO seen on entry; safe in a worker thread beside append()."""
+        """Write what is queued, then fsync everything written; safe in a worker thread beside append()."""
         with self._flush_lock:
+            if self._fds_closed:
+                return self.flushed_offset
+            self._write_out()
             with self._lock:
                 if self._fds_closed:
                     return self.flushed_offset
-                target = self.log_end_offset
+                target = self.written_offset
                 flushed = self.flushed_offset
                 work: list[tuple[Segment, int | None, bytes, bytes]] = []
                 for seg in self._segments:
@@ -552,7 +660,8 @@ class PartitionLog:
         """Close and remove the partition directory (topic deletion)."""
         with self._lock:
             self._closed = True
-        with self._clean_lock, self._flush_lock, self._lock:
+        with self._clean_lock, self._flush_lock, self._write_lock, self._lock:
+            self._queued.clear()
             self._close_fds()
             shutil.rmtree(self.directory)
 
@@ -570,6 +679,8 @@ class PartitionLog:
         out: list[memoryview | bytes] = []
         if offset == self.log_end_offset or (max_offset is not None and offset >= max_offset):
             return out
+        if offset >= self.written_offset:  # a reader at the tail: the queued batches go to the file now
+            self._write_out()
         i = self._segment_for(offset)
         position = self._segments[i].locate(offset)
         while position is None and i + 1 < len(self._segments):
@@ -593,6 +704,8 @@ class PartitionLog:
         timestamp when that already qualifies (then it is exactly the first record's, as Kafka answers),
         else the batch's max timestamp.
         """
+        if self._queued:
+            self._write_out()
         for seg in self._segments:
             if seg.max_ts < timestamp_ms:
                 continue
@@ -624,6 +737,11 @@ class PartitionLog:
             return 0  # compact alone: the cleaner keeps the log small, retention never deletes
         retention_ms, retention_bytes = self.config.retention_ms, self.config.retention_bytes
         removed: list[Segment] = []
+        if self._queued:  # no queued write may outlive its segment's file
+            try:
+                self._write_out()
+            except OSError:
+                return 0  # a failed log is logged once, where its write failed
         with self._lock:
             while len(self._segments) > 1:
                 seg = self._segments[0]
@@ -653,7 +771,14 @@ class PartitionLog:
         """Drop every batch whose last offset is >= ``offset``. A batch straddling ``offset`` goes whole,
         so the new LEO is the base offset of the first dropped batch (<= ``offset``). Waits for an
         in-flight flush."""
-        with self._flush_lock, self._lock:
+        with self._flush_lock:
+            if self._queued:
+                self._write_out()
+            self._truncate_to(offset)
+        logger.info("partition %s: truncated to offset %d", self.directory.name, self.log_end_offset)
+
+    def _truncate_to(self, offset: int) -> None:
+        with self._lock:
             if offset >= self.log_end_offset:
                 return
             if offset <= self._segments[0].base_offset:
@@ -682,7 +807,6 @@ class PartitionLog:
             self.flushed_offset = min(self.flushed_offset, self.log_end_offset)
             if self._checkpoint_offset > self.log_end_offset:
                 self._write_checkpoint(self.log_end_offset)
-        logger.info("partition %s: truncated to offset %d", self.directory.name, self.log_end_offset)
 
     # -- administration (DeleteRecords, altered topic configs) ---------------------------------------
 
@@ -691,6 +815,8 @@ class PartitionLog:
         and delete the segments wholly below it; the active segment stays. Returns the new log start.
         The caller makes the new start durable (it is re-applied after the next open)."""
         removed: list[Segment] = []
+        if self._queued:
+            self._write_out()
         with self._lock:
             offset = min(offset, self.log_end_offset)
             if offset <= self.log_start_offset:
@@ -783,6 +909,11 @@ class PartitionLog:
 
     def plan_clean(self, config: cleaner.CleanerConfig, now_ms: int) -> CleanJob | None:
         """On the event loop: a pass worth running now (Kafka's dirty-ratio and lag rules), or None."""
+        if self._queued:  # the cleaner reads sealed segments' files whole
+            try:
+                self._write_out()
+            except OSError:
+                return None
         with self._lock:
             if self._closed:
                 return None

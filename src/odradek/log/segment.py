@@ -28,6 +28,20 @@ WALK_CHUNK_BYTES = 16384  # header walks (offset lookup) read this much per prea
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
+def _write_at_end(fd: int, parts: Sequence[bytes | bytearray | memoryview], size: int, position: int) -> None:
+    """Append one batch, given as consecutive buffers, to a file that ends at ``position``; a failed
+    write is cut back so positions stay exact."""
+    try:
+        written = os.writev(fd, parts)
+        if written < size:  # a short write (rare on a regular file): finish from one buffer
+            rest = memoryview(b"".join(parts))
+            while written < size:
+                written += os.write(fd, rest[written:])
+    except BaseException:
+        os.ftruncate(fd, position)
+        raise
+
+
 class CorruptLogError(Exception):
     """A batch header read back from a segment is impossible; the log changed under us."""
 
@@ -65,6 +79,7 @@ class Segment:
         "fd",
         "files_created",
         "size",
+        "unwritten",
         "next_offset",
         "index",
         "time_index",
@@ -87,7 +102,8 @@ class Segment:
         self.roll_base_ms: int | None = None
 
     def _reset(self) -> None:
-        self.size = 0
+        self.size = 0  # bytes of the batches appended, whether written to the file yet or still queued
+        self.unwritten = 0  # of those, bytes queued by queue() and not yet written (write_queued)
         self.next_offset = self.base_offset
         self.index = OffsetIndex()
         self.time_index = TimeIndex()
@@ -138,19 +154,30 @@ class Segment:
     ) -> None:
         """Write one batch, given as consecutive buffers, at the end. A failed write is cut back so
         positions stay exact."""
-        fd = self.fd_open()
+        assert not self.unwritten, "a direct append behind queued batches would land before them"
         position = self.size
         size = sum(memoryview(p).nbytes for p in parts)
-        try:
-            written = os.writev(fd, parts)
-            if written < size:  # a short write (rare on a regular file): finish from one buffer
-                rest = memoryview(b"".join(parts))
-                while written < size:
-                    written += os.write(fd, rest[written:])
-        except BaseException:
-            os.ftruncate(fd, position)
-            raise
+        _write_at_end(self.fd_open(), parts, size, position)
         self._account(position, base_offset, last_offset, max_ts, size, interval)
+
+    def queue(self, size: int, base_offset: int, last_offset: int, max_ts: int, interval: int) -> int:
+        """Account for a batch of ``size`` bytes at the end that write_queued() writes later: offsets,
+        indexes and ``size`` move now, the file catches up. Returns the batch's position."""
+        self.fd_open()  # here, on the loop: the writing thread then never opens one beside a reader
+        position = self.size
+        self._account(position, base_offset, last_offset, max_ts, size, interval)
+        self.unwritten += size
+        return position
+
+    def write_queued(self, parts: Sequence[bytes | bytearray | memoryview], size: int, position: int) -> None:
+        """Write the oldest batch queue() accounted for, which starts at ``position``; never beside another
+        write of this segment. A failed write is cut back to ``position``. The caller lowers ``unwritten``."""
+        _write_at_end(self.fd_open(), parts, size, position)
+
+    @property
+    def written(self) -> int:
+        """Bytes of the file that hold batches: what reads may touch."""
+        return self.size - self.unwritten
 
     def _account(
         self, position: int, base_offset: int, last_offset: int, max_ts: int, size: int, interval: int
@@ -300,7 +327,7 @@ class Segment:
     def headers_from(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of each batch from ``position`` to the end, reading headers only."""
         fd = self.fd_open()
-        end = self.size
+        end = self.written
         buf = b""
         buf_pos = position
         while position + HEADER_SIZE <= end:
@@ -337,7 +364,7 @@ class Segment:
         all batches that fit; the returned views slice that single buffer.
         """
         fd = self.fd_open()
-        available = self.size - position
+        available = self.written - position
         want = min(budget, available)
         buf = os.pread(fd, want, position) if want > 0 else b""
         view = memoryview(buf)

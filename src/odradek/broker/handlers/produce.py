@@ -82,7 +82,10 @@ def handle(ctx: Any, request: Any) -> Any:
             topics_out.append({"name": t.name, "partition_responses": parts_out})
             continue
         for p in t.partition_data:
-            result = _append_partition(ctx, request.transactional_id, t.name, p.index, p.records, now)
+            # acks=all waits for an fsync anyway: the write itself goes to the flusher's thread too.
+            result = _append_partition(
+                ctx, request.transactional_id, t.name, p.index, p.records, now, defer=acks == -1
+            )
             if isinstance(result, asyncio.Future):
                 queued.append((parts_out, len(parts_out), result))
             parts_out.append(result)
@@ -152,7 +155,14 @@ async def _after_sync(broker: Any, logs: list[Any], response: dict[str, Any]) ->
 
 
 def _append_partition(
-    ctx: Any, transactional_id: str | None, topic: str, index: int, records: bytes | None, now: int
+    ctx: Any,
+    transactional_id: str | None,
+    topic: str,
+    index: int,
+    records: bytes | None,
+    now: int,
+    *,
+    defer: bool,
 ) -> dict[str, Any] | asyncio.Future[dict[str, Any]]:
     broker = ctx.broker
     plog = find_partition(broker, topic, index)
@@ -192,10 +202,12 @@ def _append_partition(
         levels = Levels.from_configs(configs)
         work = _recompressor().submit(recompress, batch, header, target, levels)
         job = asyncio.wrap_future(work)
-        return _queue_append(ctx, transactional_id, topic, index, plog, out, job, now, log_append_time)
+        return _queue_append(ctx, transactional_id, topic, index, plog, out, job, now, log_append_time, defer)
     if plog in _tails:  # an earlier batch of this partition is still being recompressed: keep the order
-        return _queue_append(ctx, transactional_id, topic, index, plog, out, batch, now, log_append_time)
-    return _append(ctx, topic, index, plog, out, batch, header, now, log_append_time)
+        return _queue_append(
+            ctx, transactional_id, topic, index, plog, out, batch, now, log_append_time, defer
+        )
+    return _append(ctx, topic, index, plog, out, batch, header, now, log_append_time, defer)
 
 
 # Recompression runs here rather than on the event loop: a batch of up to max.message.bytes (1 MiB by
@@ -225,11 +237,14 @@ def _queue_append(
     batch: Any,
     now: int,
     log_append_time: bool,
+    defer: bool,
 ) -> asyncio.Future[dict[str, Any]]:
     """Append after every queued append of the same partition; ``batch`` is bytes or a pending job."""
     prev = _tails.get(plog)
     task = asyncio.ensure_future(
-        _append_in_order(ctx, transactional_id, topic, index, plog, out, prev, batch, now, log_append_time)
+        _append_in_order(
+            ctx, transactional_id, topic, index, plog, out, prev, batch, now, log_append_time, defer
+        )
     )
     _tails[plog] = task
 
@@ -252,6 +267,7 @@ async def _append_in_order(
     batch: Any,
     now: int,
     log_append_time: bool,
+    defer: bool,
 ) -> dict[str, Any]:
     """The checks that depend on the partition's state run again once this batch's turn has come."""
     if prev is not None:
@@ -279,7 +295,7 @@ async def _append_in_order(
         _check_transaction(ctx, transactional_id, topic, index, header, plog)
     except InvalidBatch as e:
         return _rejected(ctx, topic, index, out, e)
-    return _append(ctx, topic, index, plog, out, batch, header, now, log_append_time)
+    return _append(ctx, topic, index, plog, out, batch, header, now, log_append_time, defer)
 
 
 def _rejected(ctx: Any, topic: str, index: int, out: dict[str, Any], e: InvalidBatch) -> dict[str, Any]:
@@ -299,10 +315,11 @@ def _append(
     header: Any,
     now: int,
     log_append_time: bool,
+    defer: bool,
 ) -> dict[str, Any]:
     try:
         result = plog.append_producer_batch(
-            batch, header, leader_epoch=LEADER_EPOCH, now_ms=now, log_append_time=log_append_time
+            batch, header, leader_epoch=LEADER_EPOCH, now_ms=now, log_append_time=log_append_time, defer=defer
         )
     except ProducerStateError as e:
         out["error_code"] = e.error_code
@@ -311,6 +328,7 @@ def _append(
         return out
     if isinstance(result, Duplicate):
         out["base_offset"] = result.first_offset  # a retry: acknowledged where it already is
+        out["_log"] = plog  # once that is as durable as acks asks (the first try may still be in flight)
         return out
     ctx.broker.metrics.produced(topic, len(batch), header.record_count)
     out["base_offset"] = result.base_offset
