@@ -191,3 +191,46 @@ def test_sync_of_several_logs_waits_for_each(n: int):
         await waiting
 
     run(body)
+
+
+class QueuedLog(FakeLog):
+    """A log with write-behind: write_queued() writes, flush() writes and fsyncs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write_queued(self) -> None:
+        self.writes += 1
+
+
+def test_written_only_writes_and_sync_still_fsyncs():
+    target = QueuedLog()
+
+    async def body(flusher: Flusher) -> None:
+        await flusher.written([target])
+        assert (target.writes, target.flushes) == (1, 0), "acks=1 must not pay for an fsync"
+        await asyncio.gather(flusher.written([target]), flusher.sync([target]))
+        assert target.flushes >= 1, "a sync() shared with a written() round skipped its fsync"
+        flushes = target.flushes
+        await flusher.sync([target])
+        assert target.flushes == flushes + 1
+
+    run(body)
+
+
+def test_a_written_request_during_a_held_fsync_is_answered_by_the_next_round():
+    target = QueuedLog()
+    target.hold = True
+
+    async def body(flusher: Flusher) -> None:
+        synced = asyncio.ensure_future(flusher.sync([target]))
+        await started(target)
+        write = asyncio.ensure_future(flusher.written([target]))
+        await asyncio.sleep(0.05)
+        assert not write.done(), "answered by an fsync that began before it was asked"
+        target.release.release()
+        await asyncio.gather(synced, write)
+        assert (target.flushes, target.writes) == (1, 1)
+
+    run(body)

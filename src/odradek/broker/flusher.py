@@ -10,6 +10,10 @@ The fsyncs run in the flusher's own long-lived threads, not in the loop's defaul
 that has just finished an fsync takes the next dirty lane straight away, so under steady acks=all load
 the loop only bumps a counter under a lock: waking a sleeping worker thread for every round (what
 ``run_in_executor`` does) cost the loop a futex wake per fsync, measured at a sixth of its busy time.
+A partition log may also hold batches queued for writing (write-behind, see ``log/partition.py``):
+``written()`` waits until they are in the page cache, without an fsync (acks=1); a round that has an
+fsync to do writes them first anyway.
+
 Each lane counts the requests made of it (``requested``) and the ones an ended fsync has answered
 (``answered``); a waiter is answered, with success or with the fsync's error, once ``answered``
 reaches the count its request took.
@@ -32,13 +36,14 @@ FLUSH_THREADS_MAX = 4
 
 
 class _Lane:
-    __slots__ = ("target", "requested", "waiting", "scheduled", "answered", "waiters")
+    __slots__ = ("target", "requested", "waiting", "fsync", "scheduled", "answered", "waiters")
 
     def __init__(self, target: Any) -> None:
         self.target = target  # anything with flush(): a PartitionLog or a Journal
         # Under the flusher's lock: written by the loop, read by the worker that takes the lane.
         self.requested = 0  # requests made of this lane so far
         self.waiting = 0  # sync() requests since the last fsync began (the metrics' batch size)
+        self.fsync = False  # some request since the last fsync began wants one (else: writes only)
         self.scheduled = False  # queued or being flushed: owned by one worker at a time
         # Loop thread only.
         self.answered = 0  # every request up to this one has been answered by an ended fsync
@@ -64,16 +69,23 @@ class Flusher:
     def mark_dirty(self, targets: Iterable[Any]) -> None:
         """Flush these soon; nobody waits (background durability, journal records nobody awaits)."""
         for target in targets:
-            self._request(self._lane(target), waiting=False)
+            self._request(self._lane(target), waiting=False, fsync=True)
 
     async def sync(self, targets: Iterable[Any]) -> None:
-        """Return once everything written to ``targets`` so far is on disk."""
+        """Return once everything appended to ``targets`` so far is on disk."""
+        await self._wait(targets, fsync=True)
+
+    async def written(self, targets: Iterable[Any]) -> None:
+        """Return once everything appended to these partition logs so far is written to their files."""
+        await self._wait(targets, fsync=False)
+
+    async def _wait(self, targets: Iterable[Any], fsync: bool) -> None:
         loop = asyncio.get_running_loop()
         futures = []
         for target in targets:
             lane = self._lane(target)
             fut: asyncio.Future[None] = loop.create_future()
-            lane.waiters.append((self._request(lane, waiting=True), fut))
+            lane.waiters.append((self._request(lane, waiting=fsync, fsync=fsync), fut))
             futures.append(fut)
         if futures:
             await asyncio.gather(*futures)
@@ -106,12 +118,13 @@ class Flusher:
             lane = self._lanes[id(target)] = _Lane(target)
         return lane
 
-    def _request(self, lane: _Lane, waiting: bool) -> int:
+    def _request(self, lane: _Lane, waiting: bool, fsync: bool) -> int:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         with self._cv:
             lane.requested += 1
             lane.waiting += waiting
+            lane.fsync |= fsync
             if not lane.scheduled:
                 lane.scheduled = True
                 self._ready.append(lane)
@@ -159,11 +172,16 @@ class Flusher:
                 if self._closing:
                     return
                 lane = self._ready.popleft()
-                upto, waiting = lane.requested, lane.waiting
-                lane.waiting = 0
+                upto, waiting, fsync = lane.requested, lane.waiting, lane.fsync
+                lane.waiting, lane.fsync = 0, False
+            # A round without an fsync only has written() requests up to ``upto`` to answer: any sync()
+            # or mark_dirty() among them would have set ``fsync``.
             error: BaseException | None = None
             try:
-                self.fsync(lane.target.flush, waiting)
+                if fsync:
+                    self.fsync(lane.target.flush, waiting)
+                else:
+                    lane.target.write_queued()
             except Exception as e:
                 error = e
             with cv:

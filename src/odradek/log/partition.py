@@ -6,14 +6,14 @@ queue) and is held only for in-memory work, never across a write or an fsync. ``
 flushes and is also taken by the rare operations that rewrite files flush could be writing (truncate_to,
 close, delete). ``_write_lock`` serialises writes of queued batches. Locks are taken in that order.
 
-Write-behind: an append that will be waited for with an fsync anyway (``defer=True``, acks=all) is only
-queued; ``flush()``, in the flusher's thread, writes the queue and then fsyncs, so the page-cache copy
-(slow on this project's machines while an fsync of the same file runs) leaves the event loop, and a
-write never contends with an fsync of its own file. Until then reads see what is written: a read at or
-past the first queued batch writes the queue out first, on the caller's thread; any other append
-(acks=0 and 1, markers) writes the queue before it returns, so what those acknowledge is in the page
-cache, as before. A failed write leaves the log failed: every later append, write or flush raises it,
-and nothing after the failed batch is written (the restart's recovery sees the log as it was written).
+Write-behind: an append whose caller will wait for it (``defer=True``: acks=1 waits for the write, acks=all
+for the write and an fsync) is only queued; the flusher's thread writes the queue (``write_queued()``, or
+``flush()``, which writes and then fsyncs), so the page-cache copy (slow on this project's machines while
+an fsync of the same file runs) leaves the event loop, and a write never contends with an fsync of its
+own file. Until then reads see what is written: a read at or past the first queued batch writes the
+queue out first, on the caller's thread; any other append (acks=0, markers) writes the queue before it
+returns. A failed write leaves the log failed: every later append, write or flush raises it, and nothing
+after the failed batch is written (the restart's recovery sees the log as it was written).
 """
 
 from __future__ import annotations
@@ -423,7 +423,7 @@ class PartitionLog:
             self.size_bytes += size
             self.log_end_offset = base + delta + 1
         if queue and not defer:
-            self._write_out()
+            self.write_queued()
         return AppendResult(base, base + delta, now_ms if log_append_time else -1)
 
     # -- write-behind ------------------------------------------------------------------------------
@@ -440,7 +440,7 @@ class PartitionLog:
             "free space or fix the disk, then restart the broker"
         )
 
-    def _write_out(self) -> None:
+    def write_queued(self) -> None:
         """Write every queued batch, oldest first, a writev per run of one segment's batches."""
         with self._write_lock:
             with self._lock:
@@ -580,7 +580,7 @@ class PartitionLog:
         with self._flush_lock:
             if self._fds_closed:
                 return self.flushed_offset
-            self._write_out()
+            self.write_queued()
             with self._lock:
                 if self._fds_closed:
                     return self.flushed_offset
@@ -680,7 +680,7 @@ class PartitionLog:
         if offset == self.log_end_offset or (max_offset is not None and offset >= max_offset):
             return out
         if offset >= self.written_offset:  # a reader at the tail: the queued batches go to the file now
-            self._write_out()
+            self.write_queued()
         i = self._segment_for(offset)
         position = self._segments[i].locate(offset)
         while position is None and i + 1 < len(self._segments):
@@ -705,7 +705,7 @@ class PartitionLog:
         else the batch's max timestamp.
         """
         if self._queued:
-            self._write_out()
+            self.write_queued()
         for seg in self._segments:
             if seg.max_ts < timestamp_ms:
                 continue
@@ -739,7 +739,7 @@ class PartitionLog:
         removed: list[Segment] = []
         if self._queued:  # no queued write may outlive its segment's file
             try:
-                self._write_out()
+                self.write_queued()
             except OSError:
                 return 0  # a failed log is logged once, where its write failed
         with self._lock:
@@ -773,7 +773,7 @@ class PartitionLog:
         in-flight flush."""
         with self._flush_lock:
             if self._queued:
-                self._write_out()
+                self.write_queued()
             self._truncate_to(offset)
         logger.info("partition %s: truncated to offset %d", self.directory.name, self.log_end_offset)
 
@@ -816,7 +816,7 @@ class PartitionLog:
         The caller makes the new start durable (it is re-applied after the next open)."""
         removed: list[Segment] = []
         if self._queued:
-            self._write_out()
+            self.write_queued()
         with self._lock:
             offset = min(offset, self.log_end_offset)
             if offset <= self.log_start_offset:
@@ -911,7 +911,7 @@ class PartitionLog:
         """On the event loop: a pass worth running now (Kafka's dirty-ratio and lag rules), or None."""
         if self._queued:  # the cleaner reads sealed segments' files whole
             try:
-                self._write_out()
+                self.write_queued()
             except OSError:
                 return None
         with self._lock:

@@ -82,9 +82,10 @@ def handle(ctx: Any, request: Any) -> Any:
             topics_out.append({"name": t.name, "partition_responses": parts_out})
             continue
         for p in t.partition_data:
-            # acks=all waits for an fsync anyway: the write itself goes to the flusher's thread too.
+            # Write-behind: with acks=1 and acks=all the flusher's thread writes the batch (and, for
+            # acks=all, fsyncs it) while the event loop goes on; acks=0 is written at once.
             result = _append_partition(
-                ctx, request.transactional_id, t.name, p.index, p.records, now, defer=acks == -1
+                ctx, request.transactional_id, t.name, p.index, p.records, now, defer=acks != 0
             )
             if isinstance(result, asyncio.Future):
                 queued.append((parts_out, len(parts_out), result))
@@ -146,11 +147,18 @@ def _answer(broker: Any, acks: int, topics_out: list[Any]) -> Any:
         return None
     if acks == -1 and appended:
         return _after_sync(broker, appended, response)
+    if appended:
+        return _after_write(broker, appended, response)
     return response
 
 
 async def _after_sync(broker: Any, logs: list[Any], response: dict[str, Any]) -> dict[str, Any]:
     await broker.flusher.sync(logs)
+    return response
+
+
+async def _after_write(broker: Any, logs: list[Any], response: dict[str, Any]) -> dict[str, Any]:
+    await broker.flusher.written(logs)  # acks=1: answered once in the page cache, as before
     return response
 
 
