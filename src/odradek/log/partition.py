@@ -12,8 +12,8 @@ for the write and an fsync) is only queued; the flusher's thread writes the queu
 an fsync of the same file runs) leaves the event loop, and a write never contends with an fsync of its
 own file. Until then reads see what is written: a read at or past the first queued batch writes the
 queue out first, on the caller's thread; any other append (acks=0, markers) writes the queue before it
-returns. A failed write leaves the log failed: every later append, write or flush raises it, and nothing
-after the failed batch is written (the restart's recovery sees the log as it was written).
+returns. A failed write or fsync leaves the log failed: every later append, write or flush raises it, and
+nothing after the failed batch is written (the restart's recovery sees the log as it was written).
 """
 
 from __future__ import annotations
@@ -436,7 +436,8 @@ class PartitionLog:
 
     def _failed(self) -> LogWriteFailed:
         return LogWriteFailed(
-            f"partition {self.directory.name} takes no writes after a failed write ({self._write_error}); "
+            f"partition {self.directory.name} takes no writes after a failed write or fsync "
+            f"({self._write_error}); "
             "free space or fix the disk, then restart the broker"
         )
 
@@ -603,8 +604,16 @@ class PartitionLog:
                     seg.write_pending(index_bytes, time_bytes, sync=seg.base_offset != active_base)
                 if dir_dirty:
                     fsync_dir(self.directory)
-            except BaseException:
+            except BaseException as e:
                 self._dir_dirty = self._dir_dirty or dir_dirty
+                if isinstance(e, OSError):
+                    # After a failed fsync the page cache may have dropped the dirty pages it could not
+                    # write, so nothing written may be acknowledged again (Kafka: the log dir goes offline).
+                    with self._lock:
+                        self._write_error = e
+                    logger.error(
+                        "partition %s: fsync failed, the log takes no more writes: %s", self.directory.name, e
+                    )
                 raise
             finally:
                 for _, fd, _, _ in work:
@@ -626,7 +635,12 @@ class PartitionLog:
         with self._clean_lock, self._flush_lock:
             if self._fds_closed:
                 return
-            self.flush()
+            try:
+                self.flush()
+            except OSError:  # a failed log (said where it failed): closed as a crash leaves it
+                with self._lock:
+                    self._close_fds()
+                return
             if self._checkpoint_offset != self.flushed_offset:
                 self._write_checkpoint(self.flushed_offset)
             if clean:
@@ -774,13 +788,14 @@ class PartitionLog:
         with self._flush_lock:
             if self._queued:
                 self.write_queued()
-            self._truncate_to(offset)
+            if not self._truncate_to(offset):
+                return
         logger.info("partition %s: truncated to offset %d", self.directory.name, self.log_end_offset)
 
-    def _truncate_to(self, offset: int) -> None:
+    def _truncate_to(self, offset: int) -> bool:
         with self._lock:
             if offset >= self.log_end_offset:
-                return
+                return False
             if offset <= self._segments[0].base_offset:
                 for seg in self._segments:
                     seg.delete_files()
@@ -807,6 +822,7 @@ class PartitionLog:
             self.flushed_offset = min(self.flushed_offset, self.log_end_offset)
             if self._checkpoint_offset > self.log_end_offset:
                 self._write_checkpoint(self.log_end_offset)
+        return True
 
     # -- administration (DeleteRecords, altered topic configs) ---------------------------------------
 

@@ -31,6 +31,7 @@ from ._common import (
     refused,
 )
 
+KAFKA_STORAGE_ERROR = 56
 MAX_WAIT_CAP_MS = 30_000  # bound on how long one fetch may hold a connection's response queue
 READ_UNCOMMITTED = 0
 
@@ -193,6 +194,10 @@ def _read_all(ctx: Any, request: Any, context: FetchContext, denied: frozenset[s
             )
         except OffsetOutOfRange:
             out["error_code"] = OFFSET_OUT_OF_RANGE
+            read_error = True
+            continue
+        except OSError:  # a log whose disk failed (logged where it failed)
+            out["error_code"] = KAFKA_STORAGE_ERROR
             read_error = True
             continue
         out["high_watermark"] = plog.log_end_offset

@@ -11,10 +11,12 @@ reached the OS; acks=-1 answers once a group-commit fsync covered it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from ...log.partition import LogWriteFailed
 from ...log.producer_state import Duplicate, ProducerStateError
 from ...protocol import codec
 from ...protocol.recompress import Levels, inflate, needs_recompression, recompress, target_codec
@@ -131,6 +133,7 @@ async def _after_queued(
 
 def _answer(broker: Any, acks: int, topics_out: list[Any]) -> Any:
     appended: list[Any] = []
+    answers: list[dict[str, Any]] = []
     failed = False
     for t in topics_out:
         for result in t["partition_responses"]:
@@ -138,6 +141,7 @@ def _answer(broker: Any, acks: int, topics_out: list[Any]) -> Any:
                 failed = True
             elif "_log" in result:
                 appended.append(result.pop("_log"))
+                answers.append(result)
     for plog in appended:
         broker.waiters.notify(plog)
     response = {"responses": topics_out, "throttle_time": 0}
@@ -145,20 +149,21 @@ def _answer(broker: Any, acks: int, topics_out: list[Any]) -> Any:
         if failed:
             raise CloseConnection("acks=0 produce failed; closing the connection as Kafka does")
         return None
-    if acks == -1 and appended:
-        return _after_sync(broker, appended, response)
     if appended:
-        return _after_write(broker, appended, response)
+        # acks=1: answered once in the page cache, as before; acks=all: once fsynced too.
+        wait = broker.flusher.sync if acks == -1 else broker.flusher.written
+        return _after_flush(wait(appended), answers, response)
     return response
 
 
-async def _after_sync(broker: Any, logs: list[Any], response: dict[str, Any]) -> dict[str, Any]:
-    await broker.flusher.sync(logs)
-    return response
-
-
-async def _after_write(broker: Any, logs: list[Any], response: dict[str, Any]) -> dict[str, Any]:
-    await broker.flusher.written(logs)  # acks=1: answered once in the page cache, as before
+async def _after_flush(
+    flushed: Awaitable[None], answers: list[dict[str, Any]], response: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        await flushed
+    except OSError as e:  # a failed write or fsync: never acknowledged (Kafka: KAFKA_STORAGE_ERROR)
+        for answer in answers:
+            answer.update(error_code=KAFKA_STORAGE_ERROR, error_message=str(e), base_offset=-1)
     return response
 
 
@@ -334,6 +339,12 @@ def _append(
         out["error_message"] = str(e)
         log.info("refused batch for %s-%d from %s: %s (error %d)", topic, index, ctx.peer, e, e.error_code)
         return out
+    except OSError as e:  # the disk refused the write; a failed log says so itself, once
+        out["error_code"] = KAFKA_STORAGE_ERROR
+        out["error_message"] = str(e)
+        if not isinstance(e, LogWriteFailed):
+            log.error("writing a batch to %s-%d failed: %s", topic, index, e)
+        return out
     if isinstance(result, Duplicate):
         out["base_offset"] = result.first_offset  # a retry: acknowledged where it already is
         out["_log"] = plog  # once that is as durable as acks asks (the first try may still be in flight)
@@ -393,6 +404,7 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 TRANSACTION_ABORTABLE = 120
 UNKNOWN_SERVER_ERROR = -1
+KAFKA_STORAGE_ERROR = 56
 
 
 def _check_timestamp(ts: int, now: int, configs: dict[str, Any]) -> None:
