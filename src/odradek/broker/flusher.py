@@ -1,10 +1,11 @@
 """Group commit, per file: one fsync acknowledges every request that was waiting for that file.
 
-Appends happen on the event loop (a write to the OS page cache). A request that needs durability waits
-for each log it wrote to. Every log (partition or journal) has its own lane: at most one fsync of it
-runs at a time, and requests arriving meanwhile are covered together by the next one. Lanes of
-different logs run in parallel, so a large background flush of one partition never holds up an
-acks=all answer on another.
+Appends happen on the event loop; the write to the OS page cache happens there too, or, for batches a
+request waits for (write-behind, acks=1 and acks=all), in the flusher's threads. A request that needs
+durability waits for each log it wrote to. Every log (partition or journal) has its own lane: at most
+one fsync of it runs at a time, and requests arriving meanwhile are covered together by the next one.
+Lanes of different logs run in parallel, so a large background flush of one partition never holds up
+an acks=all answer on another.
 
 The fsyncs run in the flusher's own long-lived threads, not in the loop's default executor. A thread
 that has just finished an fsync takes the next dirty lane straight away, so under steady acks=all load

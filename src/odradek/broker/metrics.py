@@ -424,7 +424,8 @@ class BrokerMetrics:
         ProcessCollector(registry=r)
         self._fsync = Histogram(
             "odradek_fsync_duration_seconds",
-            "Duration of one group-commit flush (fsync) of a partition log or a coordinator journal.",
+            "Duration of one group-commit flush (fsync) of a partition log or a coordinator journal, "
+            "with the write of a partition log's queued batches before it.",
             buckets=FSYNC_SECONDS_BUCKETS,
             registry=r,
         )
