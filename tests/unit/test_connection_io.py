@@ -4,11 +4,17 @@ past the high-water mark and resumes once framed, a grown buffer keeps what it h
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
 
 import pytest
 
-from odradek.broker.connection_io import BASE_BUFFER_BYTES, ConnectionStream
+from odradek.broker.connection_io import (
+    BASE_BUFFER_BYTES,
+    DIRECT_FRAME_MAX_BYTES,
+    DIRECT_FRAME_MIN_BYTES,
+    ConnectionStream,
+)
 from odradek.protocol.codec import FrameReader
 
 
@@ -45,13 +51,16 @@ def frame(payload: bytes) -> bytes:
 
 
 def receive(stream: ConnectionStream, data: bytes, chunk: int = 7000) -> None:
-    """What the event loop does: ask for a buffer, fill part of it, report how much."""
-    for start in range(0, len(data), chunk):
-        piece = data[start : start + chunk]
+    """What the event loop does: ask for a buffer, fill as much of it as a read brings (at most the
+    buffer's length), report how much."""
+    pos = 0
+    while pos < len(data):
         buf = stream.get_buffer(-1)
-        assert len(buf) >= len(piece)
-        buf[: len(piece)] = piece
-        stream.buffer_updated(len(piece))
+        assert len(buf) > 0
+        n = min(len(buf), chunk, len(data) - pos)
+        buf[:n] = data[pos : pos + n]
+        stream.buffer_updated(n)
+        pos += n
 
 
 async def connected(high_water: int = 1 << 20) -> tuple[ConnectionStream, Transport]:
@@ -141,3 +150,56 @@ def test_tls_writes_join_small_parts_into_record_sized_pieces_and_keep_order():
     assert out[0] == small + small and out[1] is big  # a large part is never copied
     assert all(memoryview(p).nbytes <= 2 * TLS_RECORD_BYTES for p in out)
     assert len(out) < len(parts) // 4
+
+
+def test_a_large_frame_is_received_into_its_own_buffer_and_order_is_kept():
+    async def main() -> None:
+        rng = random.Random(7)
+        stream, _ = await connected(high_water=BASE_BUFFER_BYTES)
+        sizes = [3, DIRECT_FRAME_MIN_BYTES, 0, 1_000_000, 17, DIRECT_FRAME_MIN_BYTES + 1, 200_000, 5]
+        payloads = [bytes([i + 1]) * size for i, size in enumerate(sizes)]
+        data = b"".join(frame(p) for p in payloads)
+        reader = FrameReader(DIRECT_FRAME_MAX_BYTES * 2)
+        got: list = []
+        pos = 0
+        while pos < len(data):  # reads of random sizes, each followed by the connection taking frames
+            n = rng.choice((1, 3, 4, 5, 1000, 16384, 70_000))
+            receive(stream, data[pos : pos + n], chunk=n)
+            pos += n
+            if stream._len or stream._frames_done:
+                got += await stream.next_frames(reader, 1)
+        assert [bytes(g) for g in got] == payloads
+        big = [g for g in got if len(g) >= DIRECT_FRAME_MIN_BYTES]
+        assert len(big) == 4
+        assert all(isinstance(g, memoryview) and g.readonly for g in big), "a large frame was copied"
+
+    asyncio.run(main())
+
+
+def test_a_frame_above_the_direct_bound_still_comes_out_whole():
+    async def main() -> None:
+        stream, _ = await connected()
+        payload = b"z" * (DIRECT_FRAME_MAX_BYTES + 10)
+        reader = FrameReader(DIRECT_FRAME_MAX_BYTES * 2)
+        data = frame(payload)
+        got: list = []
+        for start in range(0, len(data), 1 << 20):
+            receive(stream, data[start : start + (1 << 20)], chunk=1 << 16)
+            got += await stream.next_frames(reader, 1)
+        assert len(got) == 1 and bytes(got[0]) == payload
+        assert stream._frame is None, "a frame past the bound was allocated before its bytes came"
+
+    asyncio.run(main())
+
+
+def test_eof_in_the_middle_of_a_large_frame_ends_the_stream():
+    async def main() -> None:
+        stream, _ = await connected()
+        reader = FrameReader(1 << 22)
+        receive(stream, frame(b"k" * 10) + frame(b"q" * 500_000)[:100_000])
+        assert [bytes(f) for f in await stream.next_frames(reader, 1)] == [b"k" * 10]
+        receive(stream, b"q" * 50_000)
+        stream.eof_received()
+        assert await stream.next_frames(reader, 1) is None
+
+    asyncio.run(main())

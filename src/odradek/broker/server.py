@@ -415,7 +415,7 @@ class _Connection:
             for frame in frames:
                 sasl = self.sasl
                 if sasl is not None and sasl.expects_raw_token:
-                    await self._raw_token(sasl, frame)
+                    await self._raw_token(sasl, bytes(frame))
                 else:
                     fixed = codec.read_fixed_header(frame)
                     if sasl is not None:
@@ -453,7 +453,9 @@ class _Connection:
             await self._room.wait()
         return not self._closed
 
-    async def _dispatch(self, frame: bytes, api_key: int, api_version: int, correlation_id: int) -> None:
+    async def _dispatch(
+        self, frame: bytes | memoryview, api_key: int, api_version: int, correlation_id: int
+    ) -> None:
         if not is_supported(api_key, api_version):
             if api_key == ApiKey.API_VERSIONS:
                 await self._queue(False, codec.encode_api_versions_fallback(correlation_id))

@@ -83,6 +83,19 @@ class FrameReader:
             pos += 4 + size
         return frames, pos
 
+    def take_partial(self, min_size: int, max_size: int) -> tuple[int, bytearray] | None:
+        """Hand over a partly received frame of ``min_size``..``max_size`` bytes: (its size, the bytes of
+        it received so far), forgetting them here; None (and nothing changes) for any other tail."""
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        (size,) = _I32.unpack_from(buf, 0)
+        if not min_size <= size <= max_size:
+            return None
+        body = buf[4:]
+        buf.clear()
+        return size, body
+
     @property
     def buffered_bytes(self) -> int:
         return len(self._buf)
@@ -121,7 +134,7 @@ def parse_header(frame: bytes) -> RequestHeader:
     if n >= 0:
         if len(frame) < pos + n:
             raise ProtocolError("request header client_id runs past the frame")
-        client_id = frame[pos : pos + n].decode("utf-8", "replace")
+        client_id = bytes(frame[pos : pos + n]).decode("utf-8", "replace")
         pos += n
     elif n != -1:
         raise ProtocolError(f"invalid client_id length {n}")
