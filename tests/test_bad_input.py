@@ -17,9 +17,8 @@ from kio.schema.create_topics.v7.request import CreateTopicsRequest
 from kio.schema.fetch.v12.request import FetchRequest
 from kio.schema.list_offsets.v7.request import ListOffsetsRequest
 from kio.schema.metadata.v12.request import MetadataRequest
-from kio.schema.produce.v9.request import ProduceRequest
 
-from wire import WireClient, fetch_body, record_batch
+from wire import WireClient, fetch_body, produce, record_batch
 
 pytestmark = pytest.mark.differential
 
@@ -59,21 +58,6 @@ def create_topic(
         },
     )
     assert resp.topics[0].error_code == 0, resp
-
-
-def produce(client: WireClient, topic: str, records: bytes, acks: int = -1, partition: int = 0) -> object:
-    resp = client.request(
-        ProduceRequest,
-        {
-            "transactional_id": None,
-            "acks": acks,
-            "timeout": datetime.timedelta(seconds=10),
-            "topic_data": [
-                {"name": topic, "partition_data": [{"index": partition, "records": bytes(records)}]}
-            ],
-        },
-    )
-    return resp.responses[0].partition_responses[0]
 
 
 def latest_offset(client: WireClient, topic: str) -> int:

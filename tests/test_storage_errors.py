@@ -8,43 +8,25 @@ fail on demand without privileges."""
 
 from __future__ import annotations
 
-import datetime
 import errno
 import os
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
-from kio.schema.produce.v9.request import ProduceRequest
 
 from odradek.log import partition as partition_module
 from odradek.log import segment as segment_module
 from odradek.testing import EmbeddedBroker
 from support.kit import read_values
-from wire import WireClient, record_batch
+from wire import WireClient, produce, record_batch
 
 NONE = 0
 KAFKA_STORAGE_ERROR = 56
 
 
-def produce(client: WireClient, topic: str, partition: int, values: list[bytes], acks: int) -> object:
-    resp = client.request(
-        ProduceRequest,
-        {
-            "transactional_id": None,
-            "acks": acks,
-            "timeout": datetime.timedelta(seconds=10),
-            "topic_data": [
-                {
-                    "name": topic,
-                    "partition_data": [
-                        {"index": partition, "records": record_batch([(None, v) for v in values])}
-                    ],
-                }
-            ],
-        },
-    )
-    return resp.responses[0].partition_responses[0]
+def produce_values(client: WireClient, topic: str, partition: int, values: list[bytes], acks: int) -> object:
+    return produce(client, topic, record_batch([(None, v) for v in values]), acks=acks, partition=partition)
 
 
 # acks=1 waits for the write only, so a failing fsync is acks=all's case alone.
@@ -59,7 +41,7 @@ def test_a_failed_write_is_a_storage_error_and_the_restart_finds_what_was_writte
         admin.create_topics([NewTopic("disk", 2, 1)])["disk"].result(20)
         with WireClient(broker.bootstrap_servers) as client:
             for p in (0, 1):
-                assert produce(client, "disk", p, [b"kept-%d" % p], acks=-1).error_code == NONE
+                assert produce_values(client, "disk", p, [b"kept-%d" % p], acks=-1).error_code == NONE
             module = segment_module if what == "writev" else partition_module
             real = getattr(module.os, what)
             target = str(tmp_path / "data" / "disk-0")
@@ -72,12 +54,12 @@ def test_a_failed_write_is_a_storage_error_and_the_restart_finds_what_was_writte
                 return real(fd, *args)
 
             monkeypatch.setattr(module.os, what, refuse_partition_0)
-            answer = produce(client, "disk", 0, [b"lost-1", b"lost-2"], acks=acks)
+            answer = produce_values(client, "disk", 0, [b"lost-1", b"lost-2"], acks=acks)
             assert answer.error_code == KAFKA_STORAGE_ERROR, answer
             assert answer.base_offset == -1
-            again = produce(client, "disk", 0, [b"lost-3"], acks=acks)
+            again = produce_values(client, "disk", 0, [b"lost-3"], acks=acks)
             assert again.error_code == KAFKA_STORAGE_ERROR, "a failed log took a write"
-            other = produce(client, "disk", 1, [b"still-1"], acks=acks)
+            other = produce_values(client, "disk", 1, [b"still-1"], acks=acks)
             assert other.error_code == NONE, "one partition's failed disk stopped another's"
             monkeypatch.setattr(module.os, what, real)
     finally:
@@ -94,6 +76,6 @@ def test_a_failed_write_is_a_storage_error_and_the_restart_finds_what_was_writte
             b"still-1",
         ]
         with WireClient(restarted.bootstrap_servers) as client:
-            assert produce(client, "disk", 0, [b"after"], acks=-1).error_code == NONE
+            assert produce_values(client, "disk", 0, [b"after"], acks=-1).error_code == NONE
     finally:
         restarted.stop()

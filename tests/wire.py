@@ -113,6 +113,24 @@ class WireClient:
 # --- request bodies and batches the protocol tests build by hand ------------------------------------
 
 
+def produce(client: WireClient, topic: str, records: bytes, acks: int = -1, partition: int = 0) -> Any:
+    """One Produce v9 of one record batch to one partition; that partition's answer."""
+    from kio.schema.produce.v9.request import ProduceRequest
+
+    resp = client.request(
+        ProduceRequest,
+        {
+            "transactional_id": None,
+            "acks": acks,
+            "timeout": datetime.timedelta(seconds=10),
+            "topic_data": [
+                {"name": topic, "partition_data": [{"index": partition, "records": bytes(records)}]}
+            ],
+        },
+    )
+    return resp.responses[0].partition_responses[0]
+
+
 def fetch_body(
     partitions: dict[tuple[str, int], int],
     *,

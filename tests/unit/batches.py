@@ -3,8 +3,11 @@ and small wrappers to open logs, append numbered batches and read everything bac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from crc32c import crc32c
@@ -165,3 +168,28 @@ def crash(log: PartitionLog) -> None:
 
 def file_size(path: Path) -> int:
     return os.stat(path).st_size
+
+
+@contextlib.contextmanager
+def flushing_in_thread(log: PartitionLog) -> Iterator[list[int]]:
+    """Flush ``log`` in a loop in another thread while the body runs (as the flusher does); yields the
+    flushed offsets seen, and re-raises a flush's error after the body."""
+    done = threading.Event()
+    errors: list[BaseException] = []
+    seen: list[int] = []
+
+    def flusher() -> None:
+        try:
+            while not done.is_set():
+                seen.append(log.flush())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=flusher)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join()
+    assert not errors, errors

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +12,16 @@ import pytest
 from odradek.log import LogConfig, OffsetOutOfRange, PartitionLog
 from odradek.protocol.records import ATTR_LOG_APPEND_TIME, read_header, validate_stored_batch
 
-from .batches import SMALL, append_n, make_batch, open_log, read_all, segment_files, value_of
+from .batches import (
+    SMALL,
+    append_n,
+    flushing_in_thread,
+    make_batch,
+    open_log,
+    read_all,
+    segment_files,
+    value_of,
+)
 
 
 def test_round_trip_across_segment_rolls(tmp_path: Path) -> None:
@@ -263,28 +271,11 @@ def test_delete_removes_directory(tmp_path: Path) -> None:
 def test_flush_in_thread_while_appending(tmp_path: Path) -> None:
     path = tmp_path / "t-0"
     log = open_log(path, replace(SMALL, segment_bytes=8192))
-    done = threading.Event()
-    seen: list[int] = []
-    errors: list[BaseException] = []
-
-    def flusher() -> None:
-        try:
-            while not done.is_set():
-                seen.append(log.flush())
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    thread = threading.Thread(target=flusher)
-    thread.start()
     stored = []
-    try:
+    with flushing_in_thread(log) as seen:
         for _ in range(40):
             stored += append_n(log, 25)
             time.sleep(0.001)
-    finally:
-        done.set()
-        thread.join()
-    assert not errors
     assert seen == sorted(seen), "flushed_offset went backwards"
     assert len(set(seen)) > 1, "flushes should have observed progress"
     assert all(0 <= s <= log.log_end_offset for s in seen)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from odradek.log import LogConfig, PartitionLog
 from odradek.log import segment as segment_module
 from odradek.log.partition import LogWriteFailed
 
-from .batches import SMALL, append_n, open_log, read_all, segment_files
+from .batches import SMALL, append_n, flushing_in_thread, open_log, read_all, segment_files
 
 
 def file_bytes(path: Path) -> int:
@@ -133,30 +132,13 @@ def test_retention_and_truncation_write_the_queue_first(tmp_path: Path) -> None:
 def test_flushes_in_a_thread_beside_deferred_appends_and_tail_reads(tmp_path: Path) -> None:
     path = tmp_path / "t-0"
     log = open_log(path, replace(SMALL, segment_bytes=8192))
-    done = threading.Event()
-    errors: list[BaseException] = []
-    seen: list[int] = []
-
-    def flusher() -> None:
-        try:
-            while not done.is_set():
-                seen.append(log.flush())
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    thread = threading.Thread(target=flusher)
-    thread.start()
     stored: list[bytes] = []
-    try:
+    with flushing_in_thread(log) as seen:
         for i in range(200):
             stored += append_n(log, 5, defer=i % 3 != 0)
             if i % 7 == 0:
                 tail = log.read(max(0, log.log_end_offset - 2), 1 << 20)
                 assert [bytes(b) for b in tail] == stored[-1:]
-    finally:
-        done.set()
-        thread.join()
-    assert not errors
     assert seen == sorted(seen), "flushed_offset went backwards"
     assert all(s <= log.log_end_offset for s in seen)
     assert log.flush() == log.log_end_offset == 2000
