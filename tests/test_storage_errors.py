@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import errno
 import os
+import urllib.request
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.fetch.v12.request import FetchRequest
+from kio.schema.list_offsets.v7.request import ListOffsetsRequest
+from prometheus_client.parser import text_string_to_metric_families
 
 from odradek.log import partition as partition_module
 from odradek.log import segment as segment_module
 from odradek.testing import EmbeddedBroker
 from support.kit import read_values
-from wire import WireClient, produce, record_batch
+from wire import WireClient, fetch_body, produce, record_batch
 
 NONE = 0
 KAFKA_STORAGE_ERROR = 56
@@ -29,12 +33,45 @@ def produce_values(client: WireClient, topic: str, partition: int, values: list[
     return produce(client, topic, record_batch([(None, v) for v in values]), acks=acks, partition=partition)
 
 
+def list_offset(client: WireClient, topic: str, partition: int, timestamp: int) -> object:
+    resp = client.request(
+        ListOffsetsRequest,
+        {
+            "replica_id": -1,
+            "isolation_level": 0,
+            "topics": [
+                {
+                    "name": topic,
+                    "partitions": [
+                        {"partition_index": partition, "current_leader_epoch": -1, "timestamp": timestamp}
+                    ],
+                }
+            ],
+        },
+    )
+    return resp.topics[0].partitions[0]
+
+
+def fetch_error(client: WireClient, topic: str, partition: int, offset: int) -> int:
+    resp = client.request(FetchRequest, fetch_body({(topic, partition): offset}))
+    return resp.responses[0].partitions[0].error_code
+
+
+def offline_partitions(broker: EmbeddedBroker) -> float:
+    with urllib.request.urlopen(f"http://{broker.metrics_address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    families = text_string_to_metric_families(text)
+    (family,) = (f for f in families if f.name == "odradek_log_offline_partitions")
+    return family.samples[0].value
+
+
 # acks=1 waits for the write only, so a failing fsync is acks=all's case alone.
 @pytest.mark.parametrize(("what", "acks"), [("writev", 1), ("writev", -1), ("fsync", -1)])
 def test_a_failed_write_is_a_storage_error_and_the_restart_finds_what_was_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, acks: int, what: str
 ) -> None:
-    settings = {"log.flush.interval.ms": 60_000}  # no background flush meets the failing disk first
+    # No background flush meets the failing disk first.
+    settings = {"log.flush.interval.ms": 60_000, "metrics.listen": "127.0.0.1:0"}
     broker = EmbeddedBroker(tmp_path / "data", settings).start()
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
@@ -42,6 +79,7 @@ def test_a_failed_write_is_a_storage_error_and_the_restart_finds_what_was_writte
         with WireClient(broker.bootstrap_servers) as client:
             for p in (0, 1):
                 assert produce_values(client, "disk", p, [b"kept-%d" % p], acks=-1).error_code == NONE
+            assert offline_partitions(broker) == 0
             module = segment_module if what == "writev" else partition_module
             real = getattr(module.os, what)
             target = str(tmp_path / "data" / "disk-0")
@@ -61,11 +99,20 @@ def test_a_failed_write_is_a_storage_error_and_the_restart_finds_what_was_writte
             assert again.error_code == KAFKA_STORAGE_ERROR, "a failed log took a write"
             other = produce_values(client, "disk", 1, [b"still-1"], acks=acks)
             assert other.error_code == NONE, "one partition's failed disk stopped another's"
+            # The failed partition is offline for reads too, as Kafka's failed log directory is.
+            for timestamp in (-1, -2, -3, 0):  # latest, earliest, max timestamp, by time
+                answer = list_offset(client, "disk", 0, timestamp)
+                assert (answer.error_code, answer.offset) == (KAFKA_STORAGE_ERROR, -1), (timestamp, answer)
+                assert list_offset(client, "disk", 1, timestamp).error_code == NONE
+            assert fetch_error(client, "disk", 0, 0) == KAFKA_STORAGE_ERROR
+            assert fetch_error(client, "disk", 1, 0) == NONE
+            assert offline_partitions(broker) == 1
             monkeypatch.setattr(module.os, what, real)
     finally:
         broker.stop()
     restarted = EmbeddedBroker(tmp_path / "data", settings).start()
     try:
+        assert offline_partitions(restarted) == 0
         values = read_values(restarted.bootstrap_servers, "disk", "after", partition=0)
         # What the failed fsync covered may be on disk or not (never acknowledged either way); nothing
         # produced after the failure is.

@@ -48,6 +48,14 @@ class EmbeddedBroker:
             raise RuntimeError("the embedded broker is not running")
         return f"{self._broker.host}:{self._broker.port}"
 
+    @property
+    def metrics_address(self) -> str | None:
+        """HOST:PORT of the Prometheus endpoint (``/metrics``) when ``metrics.listen`` is set, else None."""
+        if self._broker is None:
+            raise RuntimeError("the embedded broker is not running")
+        address = self._broker.metrics.address
+        return None if address is None else f"{address[0]}:{address[1]}"
+
     def start(self) -> EmbeddedBroker:
         from .broker.server import Broker
 

@@ -276,6 +276,7 @@ class Snapshot:
     # (sessions, partitions cached, evictions) of the fetch session cache (KIP-227)
     fetch_sessions: tuple[int, int, int] = (0, 0, 0)
     omitted: int = 0
+    offline_partitions: int = 0  # logs failed by a write or fsync, out of service until a restart
     hot: HotCounts | None = None  # the event counts, copied in the same loop step
 
 
@@ -284,9 +285,11 @@ def take_snapshot(broker: Any, ended_transactions: int, limit: int = STATE_SERIE
     partitions: list[tuple[str, str, int, int, int]] = []
     lag: list[tuple[str, str, str, int, int]] = []
     omitted = 0
+    offline = 0
     topics = broker.state.topics
     for name, topic in topics.items():
         for index, plog in enumerate(topic.partitions):
+            offline += plog.failed
             if len(partitions) >= limit:
                 omitted += 1
                 continue
@@ -321,6 +324,7 @@ def take_snapshot(broker: Any, ended_transactions: int, limit: int = STATE_SERIE
         connections=broker.connection_count(),
         fetch_sessions=fetch_sessions,
         omitted=omitted,
+        offline_partitions=offline,
     )
 
 
@@ -671,6 +675,11 @@ class _StateCollector:
         )
         yield GaugeMetricFamily(
             "odradek_connections_open", "Open client connections.", value=snap.connections
+        )
+        yield GaugeMetricFamily(
+            "odradek_log_offline_partitions",
+            "Partitions whose log failed a write or fsync: they answer KAFKA_STORAGE_ERROR until a restart.",
+            value=snap.offline_partitions,
         )
         sessions, cached, evicted = snap.fetch_sessions
         yield GaugeMetricFamily(

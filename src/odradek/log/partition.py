@@ -95,7 +95,8 @@ _WRITEV_PARTS_MAX = 512
 
 
 class LogWriteFailed(OSError):
-    """A queued write of this log failed earlier: the log takes no more writes until it is reopened."""
+    """A write or fsync of this log failed earlier: the log is offline (no reads, no writes) until it is
+    reopened, as Kafka takes a failed log directory offline."""
 
 
 class OffsetOutOfRange(Exception):
@@ -429,6 +430,11 @@ class PartitionLog:
     # -- write-behind ------------------------------------------------------------------------------
 
     @property
+    def failed(self) -> bool:
+        """A write or fsync failed: the log is offline until the broker restarts."""
+        return self._write_error is not None
+
+    @property
     def written_offset(self) -> int:
         """Every batch below this offset is written to its file (the rest is queued)."""
         queued = self._queued
@@ -436,7 +442,8 @@ class PartitionLog:
 
     def _failed(self) -> LogWriteFailed:
         return LogWriteFailed(
-            f"partition {self.directory.name} takes no writes after a failed write or fsync "
+            f"partition {self.directory.name} is offline (no writes, no reads) "
+            "after a failed write or fsync "
             f"({self._write_error}); "
             "free space or fix the disk, then restart the broker"
         )
@@ -687,7 +694,13 @@ class PartitionLog:
     def read(
         self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True
     ) -> list[memoryview | bytes]:
-        """Whole stored batches from the one containing ``offset``, one pread per segment touched."""
+        """Whole stored batches from the one containing ``offset``, one pread per segment touched.
+
+        A failed log refuses reads as well: what an fsync failed on may be gone from the page cache, and
+        Kafka serves nothing from an offline log directory either.
+        """
+        if self._write_error is not None:
+            raise self._failed()
         if offset < self.log_start_offset or offset > self.log_end_offset:
             raise OffsetOutOfRange(offset, self.log_start_offset, self.log_end_offset)
         out: list[memoryview | bytes] = []

@@ -21,6 +21,7 @@ from ..fetch_sessions import (
     PartitionRequest,
 )
 from ._common import (
+    KAFKA_STORAGE_ERROR,
     NO_REFUSALS,
     NONE,
     OFFSET_OUT_OF_RANGE,
@@ -31,7 +32,6 @@ from ._common import (
     refused,
 )
 
-KAFKA_STORAGE_ERROR = 56
 MAX_WAIT_CAP_MS = 30_000  # bound on how long one fetch may hold a connection's response queue
 READ_UNCOMMITTED = 0
 

@@ -8,6 +8,7 @@ from ...protocol.record_decode import RecordDecodeError, records
 from ...protocol.records import read_header
 from .. import authz
 from ._common import (
+    KAFKA_STORAGE_ERROR,
     LEADER_EPOCH,
     NONE,
     TOPIC_AUTHORIZATION_FAILED,
@@ -49,31 +50,39 @@ def handle(ctx: Any, request: Any) -> dict[str, Any]:
                 out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
                 out["leader_epoch"] = -1
                 continue
-            ts = p.timestamp
-            read_committed = getattr(request, "isolation_level", 0) == 1
-            if ts == LATEST:
-                out["offset"] = plog.last_stable_offset if read_committed else plog.log_end_offset
-            elif ts == EARLIEST:
-                out["offset"] = plog.log_start_offset
-            elif ts == MAX_TIMESTAMP:
-                if ctx.api_version < 7:
-                    out["error_code"] = UNSUPPORTED_VERSION
-                    continue
-                found = _max_timestamp_record(plog)
-                if found is None or found[0] >= (
-                    plog.last_stable_offset if read_committed else plog.log_end_offset
-                ):
-                    out["leader_epoch"] = -1
-                else:
-                    out["offset"], out["timestamp"] = found
-            elif ts < 0:
-                out["error_code"] = UNSUPPORTED_VERSION
-            else:
-                found = _first_record_at_or_after(plog, ts)
-                if found is not None and not (read_committed and found[0] >= plog.last_stable_offset):
-                    out["offset"], out["timestamp"] = found
+            if plog.failed:  # offline after a failed write or fsync, as Kafka answers for one
+                out["error_code"] = KAFKA_STORAGE_ERROR
+                out["leader_epoch"] = -1
+                continue
+            try:
+                _answer(ctx, plog, p.timestamp, getattr(request, "isolation_level", 0) == 1, out)
+            except OSError:  # the log failed while it was read (logged where it failed)
+                out.update(error_code=KAFKA_STORAGE_ERROR, offset=-1, timestamp=-1, leader_epoch=-1)
         topics_out.append({"name": t.name, "partitions": parts_out})
     return {"throttle_time": 0, "topics": topics_out}
+
+
+def _answer(ctx: Any, plog: Any, ts: int, read_committed: bool, out: dict[str, Any]) -> None:
+    """Fill ``out`` with the offset (and timestamp) a partition answers for ``ts``."""
+    if ts == LATEST:
+        out["offset"] = plog.last_stable_offset if read_committed else plog.log_end_offset
+    elif ts == EARLIEST:
+        out["offset"] = plog.log_start_offset
+    elif ts == MAX_TIMESTAMP:
+        if ctx.api_version < 7:
+            out["error_code"] = UNSUPPORTED_VERSION
+            return
+        found = _max_timestamp_record(plog)
+        if found is None or found[0] >= (plog.last_stable_offset if read_committed else plog.log_end_offset):
+            out["leader_epoch"] = -1
+        else:
+            out["offset"], out["timestamp"] = found
+    elif ts < 0:
+        out["error_code"] = UNSUPPORTED_VERSION
+    else:
+        found = _first_record_at_or_after(plog, ts)
+        if found is not None and not (read_committed and found[0] >= plog.last_stable_offset):
+            out["offset"], out["timestamp"] = found
 
 
 def _refused(index: int) -> dict[str, Any]:

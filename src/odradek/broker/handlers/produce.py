@@ -37,6 +37,7 @@ from ._common import (
     INVALID_RECORD,
     INVALID_REQUIRED_ACKS,
     INVALID_TIMESTAMP,
+    KAFKA_STORAGE_ERROR,
     LEADER_EPOCH,
     NO_REFUSALS,
     NONE,
@@ -404,7 +405,6 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 TRANSACTION_ABORTABLE = 120
 UNKNOWN_SERVER_ERROR = -1
-KAFKA_STORAGE_ERROR = 56
 
 
 def _check_timestamp(ts: int, now: int, configs: dict[str, Any]) -> None:
