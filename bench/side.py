@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def end_cleanly_on_signals() -> None:
+    """Make SIGTERM and SIGHUP end the run as Ctrl-C does: by an exception, so the ``finally`` blocks
+    stop the brokers and remove their data directories. Killed by a bare signal, a run would leave
+    them in ``$TMPDIR`` (a full TLS run's are tens of GB). Call it where a benchmark runs as a script."""
+
+    def end(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, end)
 
 
 def run_dirs(results_dir: Path, name: str) -> tuple[str, Path]:

@@ -620,10 +620,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in args.brokers:
             runner = Runner(name, args, log_dir, certs)
+            runners.append(runner)  # from here on stopped by the ``finally``, even mid-start (a signal)
             try:
                 runner.start()
-                runners.append(runner)
             except Exception as e:  # one broker failing does not lose the other's figures
+                runners.remove(runner)
                 runner.stop()
                 report["brokers"][name] = {"error": f"{type(e).__name__}: {e}"}
         for round_ in range(-1 if args.warmup_seconds > 0 else 0, args.rounds):
@@ -646,4 +647,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from bench.side import end_cleanly_on_signals
+
+    end_cleanly_on_signals()
     sys.exit(main())

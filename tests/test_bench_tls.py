@@ -8,11 +8,17 @@ that the SSL listener really negotiated TLS on both brokers, and that the table 
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from support.benchrun import repo_on_path, run_quick
+from support.kit import wait_until
+from support.odradek import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +83,42 @@ def test_bench_tls_runs_only_the_workloads_asked_for() -> None:
     assert parse_args([]).workloads == list(WORKLOADS)
     chosen = parse_args(["--workloads", "consume, produce_1k_acks1"]).workloads
     assert chosen == ["consume", "produce_1k_acks1"]
+
+
+@pytest.mark.parametrize(("when", "sig"), [("== Odradek", signal.SIGTERM), ("round 1", signal.SIGHUP)])
+def test_bench_tls_ended_by_a_signal_removes_its_brokers_and_data(
+    tmp_path: Path, when: str, sig: int
+) -> None:
+    """A run ended by SIGTERM or SIGHUP, while it starts a broker or during a round, stops the brokers it
+    started and removes their data directories as a finished run does: a killed full run once left tens
+    of GB in $TMPDIR."""
+    out = tmp_path / "stdout"
+    with open(out, "w") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.tls", "--only", "odradek", "--quick"]
+            + ["--results-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path)],
+            cwd=REPO_ROOT,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: when in out.read_text() or proc.poll() is not None, 120, repr(when))
+        assert proc.poll() is None, out.read_text()
+        (work,) = tmp_path.glob("odradek-bench-tls-odradek-*")
+        assert any(work.iterdir()), "the broker's data directory is in use"
+        proc.send_signal(sig)
+        assert proc.wait(60) == 128 + sig, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not work.exists(), "the data directory was left behind"
+    using = [pid for pid in os.listdir("/proc") if pid.isdigit() and str(work) in _cmdline(pid)]
+    assert not using, f"processes still running on {work}: {using}"
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
