@@ -396,4 +396,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from bench.side import end_cleanly_on_signals
+
+    end_cleanly_on_signals()
     sys.exit(main())

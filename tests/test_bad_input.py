@@ -15,10 +15,9 @@ from crc32c import crc32c
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.create_topics.v7.request import CreateTopicsRequest
 from kio.schema.fetch.v12.request import FetchRequest
-from kio.schema.list_offsets.v7.request import ListOffsetsRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 
-from wire import WireClient, fetch_body, produce, record_batch
+from wire import WireClient, fetch_body, list_offsets, produce, record_batch
 
 pytestmark = pytest.mark.differential
 
@@ -61,20 +60,7 @@ def create_topic(
 
 
 def latest_offset(client: WireClient, topic: str) -> int:
-    resp = client.request(
-        ListOffsetsRequest,
-        {
-            "replica_id": -1,
-            "isolation_level": 0,
-            "topics": [
-                {
-                    "name": topic,
-                    "partitions": [{"partition_index": 0, "current_leader_epoch": -1, "timestamp": -1}],
-                }
-            ],
-        },
-    )
-    p = resp.topics[0].partitions[0]
+    p = list_offsets(client, topic)
     assert p.error_code == 0
     return p.offset
 

@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.fetch.v12.request import FetchRequest
-from kio.schema.list_offsets.v7.request import ListOffsetsRequest
 from prometheus_client.parser import text_string_to_metric_families
 
 from odradek.log import partition as partition_module
 from odradek.log import segment as segment_module
 from odradek.testing import EmbeddedBroker
 from support.kit import read_values
-from wire import WireClient, fetch_body, produce, record_batch
+from wire import WireClient, fetch_body, list_offsets, produce, record_batch
 
 NONE = 0
 KAFKA_STORAGE_ERROR = 56
@@ -31,25 +30,6 @@ KAFKA_STORAGE_ERROR = 56
 
 def produce_values(client: WireClient, topic: str, partition: int, values: list[bytes], acks: int) -> object:
     return produce(client, topic, record_batch([(None, v) for v in values]), acks=acks, partition=partition)
-
-
-def list_offset(client: WireClient, topic: str, partition: int, timestamp: int) -> object:
-    resp = client.request(
-        ListOffsetsRequest,
-        {
-            "replica_id": -1,
-            "isolation_level": 0,
-            "topics": [
-                {
-                    "name": topic,
-                    "partitions": [
-                        {"partition_index": partition, "current_leader_epoch": -1, "timestamp": timestamp}
-                    ],
-                }
-            ],
-        },
-    )
-    return resp.topics[0].partitions[0]
 
 
 def fetch_error(client: WireClient, topic: str, partition: int, offset: int) -> int:
@@ -101,9 +81,9 @@ def test_a_failed_write_is_a_storage_error_and_the_restart_finds_what_was_writte
             assert other.error_code == NONE, "one partition's failed disk stopped another's"
             # The failed partition is offline for reads too, as Kafka's failed log directory is.
             for timestamp in (-1, -2, -3, 0):  # latest, earliest, max timestamp, by time
-                answer = list_offset(client, "disk", 0, timestamp)
+                answer = list_offsets(client, "disk", 0, timestamp)
                 assert (answer.error_code, answer.offset) == (KAFKA_STORAGE_ERROR, -1), (timestamp, answer)
-                assert list_offset(client, "disk", 1, timestamp).error_code == NONE
+                assert list_offsets(client, "disk", 1, timestamp).error_code == NONE
             assert fetch_error(client, "disk", 0, 0) == KAFKA_STORAGE_ERROR
             assert fetch_error(client, "disk", 1, 0) == NONE
             assert offline_partitions(broker) == 1

@@ -131,6 +131,29 @@ def produce(client: WireClient, topic: str, records: bytes, acks: int = -1, part
     return resp.responses[0].partition_responses[0]
 
 
+def list_offsets(client: WireClient, topic: str, partition: int = 0, timestamp: int = -1) -> Any:
+    """One ListOffsets v7 (read uncommitted) of one partition at ``timestamp`` (-1 latest, -2 earliest,
+    -3 max timestamp, else a time in ms); that partition's answer."""
+    from kio.schema.list_offsets.v7.request import ListOffsetsRequest
+
+    resp = client.request(
+        ListOffsetsRequest,
+        {
+            "replica_id": -1,
+            "isolation_level": 0,
+            "topics": [
+                {
+                    "name": topic,
+                    "partitions": [
+                        {"partition_index": partition, "current_leader_epoch": -1, "timestamp": timestamp}
+                    ],
+                }
+            ],
+        },
+    )
+    return resp.topics[0].partitions[0]
+
+
 def fetch_body(
     partitions: dict[tuple[str, int], int],
     *,

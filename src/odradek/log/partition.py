@@ -12,8 +12,9 @@ for the write and an fsync) is only queued; the flusher's thread writes the queu
 an fsync of the same file runs) leaves the event loop, and a write never contends with an fsync of its
 own file. Until then reads see what is written: a read at or past the first queued batch writes the
 queue out first, on the caller's thread; any other append (acks=0, markers) writes the queue before it
-returns. A failed write or fsync leaves the log failed: every later append, write or flush raises it, and
-nothing after the failed batch is written (the restart's recovery sees the log as it was written).
+returns. A failed write or fsync leaves the log failed (offline): every later append, read, write or
+flush raises it, and nothing after the failed batch is written (the restart's recovery sees the log as it
+was written).
 """
 
 from __future__ import annotations
@@ -474,7 +475,7 @@ class PartitionLog:
                 with self._lock:
                     self._write_error = e
                 logger.error(
-                    "partition %s: writing %d queued batches failed, the log takes no more writes: %s",
+                    "partition %s: writing %d queued batches failed, the log is offline until a restart: %s",
                     self.directory.name,
                     len(entries) - done,
                     e,
@@ -619,7 +620,9 @@ class PartitionLog:
                     with self._lock:
                         self._write_error = e
                     logger.error(
-                        "partition %s: fsync failed, the log takes no more writes: %s", self.directory.name, e
+                        "partition %s: fsync failed, the log is offline until a restart: %s",
+                        self.directory.name,
+                        e,
                     )
                 raise
             finally:
